@@ -1,0 +1,114 @@
+//! The application: settings, store, keys and the services every request
+//! uses, built once at start and shared as `AppState(Arc<App>)`.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::oauth::client_auth::SecretVerifier;
+use crate::oauth::clients::ClientCache;
+use crate::store::Store;
+use crate::token::Alg;
+use crate::token::keys::{KeyDir, KeySet, Keys};
+use crate::token::rotation;
+
+/// The time source. Protocol code takes `now` as an argument; this is where
+/// handlers get it, and where tests can step past a lifetime.
+pub trait Clock: Send + Sync + 'static {
+    /// Unix seconds.
+    fn now(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+}
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub keys: Keys,
+    pub clients: ClientCache,
+    pub verifier: SecretVerifier,
+    pub metrics: Metrics,
+    pub clock: Arc<dyn Clock>,
+    /// Algorithms Tessera signs with: RS256, the access-token algorithm, and
+    /// any a registered client asked for its ID tokens.
+    pub signing_algs: Vec<Alg>,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The algorithms the configuration puts in use.
+pub fn configured_algs(config: &Config) -> Vec<Alg> {
+    let mut algs = vec![Alg::RS256];
+    if !algs.contains(&config.access_token_alg) {
+        algs.push(config.access_token_alg);
+    }
+    algs
+}
+
+impl App {
+    /// Connects, migrates, makes sure every algorithm in use has an active
+    /// key (under the database lock), and loads the key set.
+    pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let store = crate::store::connect(&config).await?;
+        store.migrate().await?;
+        let mut signing_algs = configured_algs(&config);
+        for alg in store.client_id_token_algs().await? {
+            if !signing_algs.contains(&alg) {
+                signing_algs.push(alg);
+            }
+        }
+        let dir = KeyDir::new(&config.keys_dir);
+        ensure_keys(store.as_ref(), &dir, &signing_algs, clock.now()).await?;
+        let records = store.list_keys().await?;
+        let set = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || KeySet::build(&dir, records)).await??
+        };
+        let verifier = tokio::task::spawn_blocking(SecretVerifier::new).await??;
+        Ok(Self {
+            store,
+            keys: Keys::new(dir, set),
+            clients: ClientCache::default(),
+            verifier,
+            metrics: Metrics::default(),
+            clock,
+            signing_algs,
+            config,
+        })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}
+
+/// Generates the missing keys under the database lock, so that instances
+/// starting together agree on one active key per algorithm.
+pub async fn ensure_keys(store: &dyn Store, dir: &KeyDir, algs: &[Alg], now: i64) -> anyhow::Result<()> {
+    let dir = dir.clone();
+    let algs = algs.to_vec();
+    let changes = store
+        .change_keys(&move |records| rotation::ensure(records, &algs, &dir, now))
+        .await?;
+    for change in &changes {
+        if let crate::store::KeyChange::Insert(r) = change {
+            tracing::info!(kid = %r.kid, alg = %r.alg, "generated signing key");
+        }
+    }
+    Ok(())
+}

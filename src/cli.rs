@@ -1,0 +1,352 @@
+//! The command line (PRODUCT.md "Interface contract"): `serve` (the
+//! default), `migrate`, `client …` and `keys …`, the latter two straight on
+//! the database, with a table by default and the admin API's JSON with `--json`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{self, Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::oauth::client::MetadataRequest;
+use crate::oauth::clients::{self, ClientOpError, ClientView, DEFAULT_PAGE};
+use crate::store::{KeyChange, KeyState, Store};
+use crate::token::Alg;
+use crate::token::keys::KeyDir;
+use crate::token::rotation::{self, RotateMode};
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "An OAuth 2.1 / OpenID Connect authorization server")]
+pub struct Cli {
+    /// TOML configuration file (environment variables override it).
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the public and admin listeners (the default).
+    Serve,
+    /// Apply database migrations.
+    Migrate,
+    /// Manage registered clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print the admin API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client from RFC 7591 metadata JSON.
+    Create {
+        /// File holding the metadata, or `-` for standard input.
+        #[arg(long, default_value = "-")]
+        metadata: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List clients.
+    List {
+        #[arg(long, default_value_t = DEFAULT_PAGE)]
+        limit: u32,
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show one client.
+    Show {
+        client_id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Delete a client.
+    Delete { client_id: String },
+    /// Replace a confidential client's secret (printed once).
+    RotateSecret {
+        client_id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their states.
+    List {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Add a new signing key (pending until every JWKS cache has seen it).
+    Rotate {
+        /// Only this algorithm (default: every algorithm in use).
+        #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"])]
+        alg: Option<String>,
+        /// Sign with the new key at once; the old one stays published until its tokens expire.
+        #[arg(long)]
+        now: bool,
+        /// With --now: remove the old key from the JWKS at once (a compromised key).
+        #[arg(long, requires = "now")]
+        retire_old: bool,
+    },
+}
+
+/// A command's failure, with the process exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Exit code 2.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Exit code 2: the request itself is wrong (bad metadata, bad cursor).
+    #[error("{0}")]
+    Usage(String),
+    /// Exit code 1.
+    #[error(transparent)]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) | CliError::Usage(_) => 2,
+            CliError::Runtime(_) => 1,
+        }
+    }
+}
+
+impl From<ClientOpError> for CliError {
+    fn from(e: ClientOpError) -> Self {
+        match e {
+            ClientOpError::Metadata(m) => CliError::Usage(format!("{}: {m}", m.code())),
+            ClientOpError::IdMismatch | ClientOpError::BadCursor => CliError::Usage(e.to_string()),
+            ClientOpError::NotFound => CliError::Runtime(anyhow::anyhow!("no such client")),
+            ClientOpError::Store(e) => CliError::Runtime(e.into()),
+            ClientOpError::Other(e) => CliError::Runtime(e),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for CliError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CliError::Runtime(e.into())
+    }
+}
+
+pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => crate::serve::serve(config).await.map_err(CliError::Runtime),
+        Command::Migrate => {
+            let store = crate::store::connect(&config).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Client(cmd) => client(cmd, &config).await,
+        Command::Keys(cmd) => keys(cmd, &config).await,
+    }
+}
+
+async fn open(config: &Config) -> Result<Arc<dyn Store>, CliError> {
+    let store = crate::store::connect(config).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The algorithms in use: configured, asked for by clients, or holding an active key.
+async fn algs_in_use(store: &dyn Store, config: &Config) -> Result<Vec<Alg>, CliError> {
+    let mut algs = app::configured_algs(config);
+    let from_clients = store.client_id_token_algs().await?;
+    let active = store.list_keys().await?;
+    for alg in from_clients
+        .into_iter()
+        .chain(active.iter().filter(|k| k.state == KeyState::Active).map(|k| k.alg))
+    {
+        if !algs.contains(&alg) {
+            algs.push(alg);
+        }
+    }
+    Ok(algs)
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?;
+    println!("{text}");
+    Ok(())
+}
+
+fn print_client(view: &ClientView, json: bool) -> Result<(), CliError> {
+    if json {
+        return print_json(view);
+    }
+    let m = &view.metadata;
+    let grants: Vec<_> = m.grant_types.iter().map(|g| g.as_str()).collect();
+    println!("client_id          {}", view.client_id);
+    if let Some(secret) = &view.client_secret {
+        println!("client_secret      {secret}   (shown once: store it now)");
+    }
+    println!("client_name        {}", m.client_name.as_deref().unwrap_or("-"));
+    println!("grant_types        {}", grants.join(" "));
+    println!("auth_method        {}", m.token_endpoint_auth_method.as_str());
+    println!("scope              {}", m.scope);
+    println!("redirect_uris      {}", m.redirect_uris.join(" "));
+    println!("skip_consent       {}", m.skip_consent);
+    Ok(())
+}
+
+async fn client(cmd: ClientCommand, config: &Config) -> Result<(), CliError> {
+    let store = open(config).await?;
+    let store = store.as_ref();
+    let now = SystemClock.now();
+    match cmd {
+        ClientCommand::Create { metadata, out } => {
+            let text = read_input(&metadata)?;
+            let request: MetadataRequest = serde_json::from_str(&text)
+                .map_err(|e| CliError::Usage(format!("invalid_client_metadata: {e}")))?;
+            let algs = algs_in_use(store, config).await?;
+            let view = clients::create(store, request, &algs, now).await?;
+            print_client(&view, out.json)
+        }
+        ClientCommand::List { limit, cursor, out } => {
+            let (page, next) = clients::list(store, cursor.as_deref(), limit).await?;
+            if out.json {
+                return print_json(&serde_json::json!({"clients": page, "next_cursor": next}));
+            }
+            println!("{:<24} {:<22} {:<30} NAME", "CLIENT_ID", "AUTH_METHOD", "GRANTS");
+            for v in &page {
+                let grants: Vec<_> = v.metadata.grant_types.iter().map(|g| g.as_str()).collect();
+                println!(
+                    "{:<24} {:<22} {:<30} {}",
+                    v.client_id,
+                    v.metadata.token_endpoint_auth_method.as_str(),
+                    grants.join(","),
+                    v.metadata.client_name.as_deref().unwrap_or("-")
+                );
+            }
+            if let Some(next) = next {
+                println!("more: --cursor {next}");
+            }
+            Ok(())
+        }
+        ClientCommand::Show { client_id, out } => {
+            let record = store.get_client(&client_id).await?.ok_or(ClientOpError::NotFound)?;
+            print_client(&ClientView::new(&record, None), out.json)
+        }
+        ClientCommand::Delete { client_id } => {
+            if !store.delete_client(&client_id).await? {
+                return Err(ClientOpError::NotFound.into());
+            }
+            println!("deleted {client_id}");
+            Ok(())
+        }
+        ClientCommand::RotateSecret { client_id, out } => {
+            let view = clients::rotate_secret(store, &client_id, now).await?;
+            print_client(&view, out.json)
+        }
+    }
+}
+
+fn read_input(source: &str) -> Result<String, CliError> {
+    let mut text = String::new();
+    if source == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+    } else {
+        text = std::fs::read_to_string(source).map_err(|e| CliError::Usage(format!("cannot read {source}: {e}")))?;
+    }
+    Ok(text)
+}
+
+fn key_json(k: &crate::store::KeyRecord) -> serde_json::Value {
+    serde_json::json!({
+        "kid": k.kid,
+        "alg": k.alg.as_str(),
+        "state": k.state.as_str(),
+        "created_at": k.created_at,
+        "activated_at": k.activated_at,
+        "retiring_at": k.retiring_at,
+        "retired_at": k.retired_at,
+    })
+}
+
+async fn keys(cmd: KeysCommand, config: &Config) -> Result<(), CliError> {
+    let store = open(config).await?;
+    let store = store.as_ref();
+    match cmd {
+        KeysCommand::List { out } => {
+            let keys = store.list_keys().await?;
+            if out.json {
+                let list: Vec<_> = keys.iter().map(key_json).collect();
+                return print_json(&serde_json::json!({ "keys": list }));
+            }
+            println!("{:<44} {:<6} {:<9} CREATED", "KID", "ALG", "STATE");
+            for k in &keys {
+                let created = time::OffsetDateTime::from_unix_timestamp(k.created_at)
+                    .ok()
+                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                    .unwrap_or_default();
+                println!("{:<44} {:<6} {:<9} {created}", k.kid, k.alg.as_str(), k.state.as_str());
+            }
+            Ok(())
+        }
+        KeysCommand::Rotate { alg, now, retire_old } => {
+            let algs = match alg {
+                Some(a) => vec![a.parse().map_err(|()| CliError::Usage(format!("unknown algorithm {a}")))?],
+                None => algs_in_use(store, config).await?,
+            };
+            let dir = KeyDir::new(&config.keys_dir);
+            let changes = rotate_keys(store, &dir, &algs, RotateMode { now, retire_old }, SystemClock.now()).await?;
+            for change in &changes {
+                match change {
+                    KeyChange::Insert(r) => println!("new {} key {} ({})", r.alg, r.kid, r.state.as_str()),
+                    KeyChange::Transition { kid, to, .. } => println!("key {kid} is now {}", to.as_str()),
+                }
+            }
+            if !now {
+                println!(
+                    "the new key signs once it has been published for {} s (TESSERA_JWKS_MAX_AGE)",
+                    config.jwks_max_age.as_secs()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `tessera keys rotate`: one locked change per algorithm; the private key
+/// files of keys retired at once are deleted.
+pub async fn rotate_keys(
+    store: &dyn Store,
+    dir: &KeyDir,
+    algs: &[Alg],
+    mode: RotateMode,
+    now: i64,
+) -> anyhow::Result<Vec<KeyChange>> {
+    let mut all = Vec::new();
+    for &alg in algs {
+        let d = dir.clone();
+        let changes = store
+            .change_keys(&move |records| rotation::rotate(records, alg, mode, &d, now))
+            .await?;
+        for change in &changes {
+            if let KeyChange::Transition { kid, to: KeyState::Retired, .. } = change {
+                dir.remove(kid);
+            }
+        }
+        all.extend(changes);
+    }
+    Ok(all)
+}

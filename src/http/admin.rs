@@ -1,0 +1,214 @@
+//! The admin listener: client registration (RFC 7591 metadata) behind
+//! `Authorization: Bearer $TESSERA_ADMIN_TOKEN`, and the unauthenticated
+//! operational endpoints (`/metrics`, `/healthz`) of an internal listener.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::oauth::client::{MetadataError, MetadataRequest};
+use crate::oauth::clients::{self, ClientOpError, DEFAULT_PAGE};
+
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn router(app: AppState) -> Router {
+    let guarded = Router::new()
+        .route("/admin/clients", post(create_client).get(list_clients))
+        .route(
+            "/admin/clients/{client_id}",
+            get(show_client).put(replace_client).delete(delete_client),
+        )
+        .route("/admin/clients/{client_id}/secret", post(rotate_secret))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), require_admin));
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .merge(guarded)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), super::middleware::observe))
+        .with_state(app)
+}
+
+fn error(status: StatusCode, code: &str, description: &str) -> Response {
+    let mut response = (status, axum::Json(json!({"error": code, "error_description": description}))).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// RFC 6750 §3: a missing or wrong token is 401 with a Bearer challenge.
+/// An unset admin token refuses everything. The comparison is constant-time.
+async fn require_admin(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let allowed = match (&app.config.admin_token, presented) {
+        (Some(expected), Some(token)) => expected.ct_eq(token),
+        _ => false,
+    };
+    if !allowed {
+        tracing::warn!("admin API: authentication failed");
+        let mut response = error(StatusCode::UNAUTHORIZED, "invalid_token", "a valid admin bearer token is required");
+        let challenge = if presented.is_some() {
+            "Bearer realm=\"tessera-admin\", error=\"invalid_token\""
+        } else {
+            "Bearer realm=\"tessera-admin\""
+        };
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        return response;
+    }
+    next.run(request).await
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such admin resource")
+}
+
+fn op_error(e: ClientOpError) -> Response {
+    match e {
+        ClientOpError::Metadata(m) => error(StatusCode::BAD_REQUEST, m.code(), &m.to_string()),
+        ClientOpError::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no such client"),
+        ClientOpError::IdMismatch => error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &e.to_string()),
+        ClientOpError::BadCursor => error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+        ClientOpError::Store(e) => crate::error::OAuthError::internal(e).into_response(),
+        ClientOpError::Other(e) => crate::error::OAuthError::internal(e).into_response(),
+    }
+}
+
+/// The body as RFC 7591 metadata; malformed JSON is `invalid_client_metadata`.
+fn metadata(body: &Bytes) -> Result<MetadataRequest, ClientOpError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ClientOpError::Metadata(MetadataError::InvalidClientMetadata(format!(
+            "the body is not valid client metadata JSON: {e}"
+        )))
+    })
+}
+
+/// RFC 7591 §3.1: register a client; 201 with the secret shown this once.
+async fn create_client(State(app): State<AppState>, body: Bytes) -> Response {
+    let result = async {
+        let request = metadata(&body)?;
+        clients::create(app.store.as_ref(), request, &app.signing_algs, app.now()).await
+    }
+    .await;
+    match result {
+        Ok(view) => {
+            tracing::info!(client_id = %view.client_id, "client created");
+            let mut response = (StatusCode::CREATED, axum::Json(view)).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => op_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list_clients(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+    let limit = match q.limit.as_deref().filter(|l| !l.is_empty()) {
+        None => DEFAULT_PAGE,
+        Some(l) => match l.parse::<u32>() {
+            Ok(n) if n >= 1 => n,
+            _ => return error(StatusCode::BAD_REQUEST, "invalid_request", "limit must be a whole number from 1 to 200"),
+        },
+    };
+    match clients::list(app.store.as_ref(), q.cursor.as_deref().filter(|c| !c.is_empty()), limit).await {
+        Ok((page, next)) => axum::Json(json!({"clients": page, "next_cursor": next})).into_response(),
+        Err(e) => op_error(e),
+    }
+}
+
+async fn show_client(State(app): State<AppState>, Path(client_id): Path<String>) -> Response {
+    match app.store.get_client(&client_id).await {
+        Ok(Some(record)) => axum::Json(clients::ClientView::new(&record, None)).into_response(),
+        Ok(None) => op_error(ClientOpError::NotFound),
+        Err(e) => op_error(e.into()),
+    }
+}
+
+/// Full replace: omitted fields take their defaults.
+async fn replace_client(State(app): State<AppState>, Path(client_id): Path<String>, body: Bytes) -> Response {
+    let result = async {
+        let request = metadata(&body)?;
+        clients::replace(app.store.as_ref(), &client_id, request, &app.signing_algs, app.now()).await
+    }
+    .await;
+    app.clients.forget(&client_id);
+    match result {
+        Ok(view) => {
+            tracing::info!(client_id = %client_id, "client replaced");
+            let mut response = axum::Json(view).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => op_error(e),
+    }
+}
+
+async fn delete_client(State(app): State<AppState>, Path(client_id): Path<String>) -> Response {
+    let result = app.store.delete_client(&client_id).await;
+    app.clients.forget(&client_id);
+    match result {
+        Ok(true) => {
+            tracing::info!(client_id = %client_id, "client deleted");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => op_error(ClientOpError::NotFound),
+        Err(e) => op_error(e.into()),
+    }
+}
+
+async fn rotate_secret(State(app): State<AppState>, Path(client_id): Path<String>) -> Response {
+    let result = clients::rotate_secret(app.store.as_ref(), &client_id, app.now()).await;
+    app.clients.forget(&client_id);
+    match result {
+        Ok(view) => {
+            tracing::info!(client_id = %client_id, "client secret rotated");
+            let mut response = axum::Json(view).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => op_error(e),
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    let (size, idle) = app.store.pool_stats();
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        app.metrics.render(size, idle),
+    )
+        .into_response()
+}
+
+async fn healthz(State(app): State<AppState>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response(),
+    }
+}

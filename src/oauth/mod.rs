@@ -1,0 +1,13 @@
+//! The protocol, free of HTTP framework types: parameter parsing, client
+//! registration and authentication, scopes, resources, redirect URIs, and
+//! the token endpoint with one module per grant.
+
+pub mod client;
+pub mod client_auth;
+pub mod clients;
+pub mod form;
+pub mod grant;
+pub mod redirect_uri;
+pub mod resource;
+pub mod scope;
+pub mod token_endpoint;

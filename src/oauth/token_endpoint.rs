@@ -1,0 +1,75 @@
+//! `POST /token` (RFC 6749 §3.2), with the checks in the order PRODUCT.md
+//! fixes, the first failure answering: (1) the form, by the HTTP layer;
+//! (2) client authentication; (3) grant type; (4) grant allowed for the
+//! client; then, in the grant's module, (5) scope, (6) resource, (7) the
+//! grant itself.
+
+use serde::Serialize;
+
+use super::client::GrantType;
+use super::client_auth;
+use super::form::Params;
+use super::grant;
+use crate::app::App;
+use crate::error::{ErrorCode, OAuthError};
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// The grants this server answers today (advertised in discovery).
+pub const SUPPORTED_GRANTS: &[GrantType] = &[GrantType::ClientCredentials];
+
+pub async fn exchange(app: &App, params: &Params, authorization: Option<&[u8]>) -> Result<TokenResponse, OAuthError> {
+    let now = app.now();
+
+    // (2) Client authentication (RFC 6749 §2.3, §3.2.1).
+    let credentials = client_auth::credentials(authorization, params.get("client_id"), params.get("client_secret"))?;
+    let client = app.clients.get(app.store.as_ref(), credentials.client_id()).await?;
+    if let Err(e) = client_auth::authenticate(&app.verifier, client.as_deref(), &credentials).await {
+        if e.code == ErrorCode::InvalidClient {
+            app.metrics.client_auth_failure();
+        }
+        return Err(e);
+    }
+    let Some(client) = client else {
+        return Err(OAuthError::invalid_client("client authentication failed", credentials.is_basic()));
+    };
+
+    // (3) The grant type (RFC 6749 §5.2 unsupported_grant_type).
+    let Some(grant_type) = params.get("grant_type") else {
+        return Err(OAuthError::invalid_request("grant_type is required"));
+    };
+    let Some(grant) = GrantType::parse(grant_type).filter(|g| SUPPORTED_GRANTS.contains(g)) else {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "this grant type is not supported",
+        ));
+    };
+
+    // (4) The client may use it (RFC 6749 §5.2 unauthorized_client).
+    if !client.metadata.allows_grant(grant) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!("this client is not registered for the {} grant", grant.as_str()),
+        ));
+    }
+
+    let response = match grant {
+        GrantType::ClientCredentials => grant::client_credentials::grant(app, &client, params, now)?,
+        GrantType::AuthorizationCode | GrantType::RefreshToken => {
+            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "this grant type is not supported"));
+        }
+    };
+    app.metrics.token_issued(grant.as_str(), app.config.access_token_alg.as_str());
+    Ok(response)
+}

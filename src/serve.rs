@@ -1,0 +1,129 @@
+//! Running the server: both listeners in one process, the key-maintenance
+//! task, and graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::{App, AppState, Clock, SystemClock};
+use crate::config::Config;
+use crate::token::rotation::{self, Schedule};
+
+/// Serves the public and admin routers on pre-bound listeners until
+/// `shutdown` completes, then lets in-flight requests finish.
+pub async fn run(
+    app: Arc<App>,
+    public: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState(app.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let maintenance = tokio::spawn(maintain_keys(app.clone(), stopped(stop_rx.clone())));
+    let public_server = axum::serve(public, crate::http::public::router(state.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin_server = axum::serve(admin, crate::http::admin::router(state))
+        .with_graceful_shutdown(stopped(stop_rx));
+    let (public_result, admin_result) = tokio::join!(public_server.into_future(), admin_server.into_future());
+    maintenance.abort();
+    public_result?;
+    admin_result?;
+    Ok(())
+}
+
+/// Every few seconds: apply due key transitions (pending → active, retiring
+/// → retired, scheduled rotation) under the database lock, then pick up any
+/// change another instance or the CLI made.
+async fn maintain_keys(app: Arc<App>, stop: impl Future<Output = ()>) {
+    let schedule = Schedule {
+        publish_before_use: app.config.jwks_max_age,
+        max_token_ttl: app.config.access_token_ttl.max(app.config.id_token_ttl),
+        rotation_period: app.config.key_rotation_period,
+    };
+    let mut tick = tokio::time::interval(app.config.key_poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        let now = app.now();
+        let dir = app.keys.dir().clone();
+        let algs = app.signing_algs.clone();
+        let planned = app
+            .store
+            .change_keys(&move |records| rotation::maintain(records, &algs, schedule, &dir, now))
+            .await;
+        match planned {
+            Ok(changes) => {
+                for change in changes {
+                    tracing::info!(?change, "signing key changed");
+                    if let crate::store::KeyChange::Transition { kid, to: crate::store::KeyState::Retired, .. } = change {
+                        app.keys.dir().remove(&kid);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "key maintenance failed; will retry"),
+        }
+        if let Err(e) = app.keys.reload(app.store.as_ref()).await {
+            tracing::warn!(error = format!("{e:#}"), "reloading signing keys failed; still signing with the previous set");
+        }
+    }
+}
+
+/// `tessera serve`: binds the configured addresses and runs until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let public = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (TESSERA_LISTEN): {e}", config.listen))?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (TESSERA_ADMIN_LISTEN): {e}", config.admin_listen))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let app = Arc::new(App::start(config, clock).await?);
+    tracing::info!(
+        issuer = %app.config.issuer,
+        public = %public.local_addr()?,
+        admin = %admin.local_addr()?,
+        millis = started.elapsed().as_millis() as u64,
+        "tessera is serving"
+    );
+    if app.config.admin_token.is_none() {
+        tracing::warn!("TESSERA_ADMIN_TOKEN is unset: the admin API answers 401 to everything");
+    }
+    run(app, public, admin, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

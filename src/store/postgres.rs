@@ -1,0 +1,48 @@
+//! PostgreSQL, the production store: many Tessera instances share one
+//! database. Cross-instance decisions (key generation and rotation) take a
+//! transaction-scoped advisory lock.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use super::StoreResult;
+use super::sql::shared_store_impl;
+
+/// `pg_advisory_xact_lock` key for the signing-key records ("tessKEYS").
+const KEYS_LOCK: i64 = 0x7465_7373_4b45_5953;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    async fn run_migrations(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|e| super::StoreError::Other(e.into()))
+    }
+
+    async fn begin_locked(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(KEYS_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+shared_store_impl!(PostgresStore);

@@ -1,0 +1,51 @@
+//! SQLite, the embedded default: one file, WAL journal, foreign keys on,
+//! `synchronous = NORMAL` (durable across process crashes; a power loss may
+//! drop the last transactions, never corrupt the file), and a busy timeout.
+//! Writes that read first use `BEGIN IMMEDIATE`: a deferred transaction that
+//! upgrades to a writer fails with SQLITE_BUSY instead of waiting.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::StoreResult;
+use super::sql::shared_store_impl;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path, max_connections: u32) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    async fn run_migrations(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/sqlite")
+            .run(&self.pool)
+            .await
+            .map_err(|e| super::StoreError::Other(e.into()))
+    }
+
+    /// SQLite has one writer at a time: an immediate transaction is the lock.
+    async fn begin_locked(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+shared_store_impl!(SqliteStore);

@@ -1,0 +1,80 @@
+//! JWTs Tessera signs: the compact JWS serialization (RFC 7515 §7.1) over
+//! keys held in memory, and the RFC 9068 access-token claims.
+
+use serde::Serialize;
+
+use super::keys::SigningKey;
+use crate::secret::b64url;
+
+/// `BASE64URL(header) || '.' || BASE64URL(claims) || '.' || BASE64URL(signature)`
+/// with the protected header `{"alg","typ","kid"}`.
+pub fn sign(key: &SigningKey, typ: &str, claims: &impl Serialize) -> anyhow::Result<String> {
+    #[derive(Serialize)]
+    struct Header<'a> {
+        alg: &'static str,
+        typ: &'a str,
+        kid: &'a str,
+    }
+    let header = serde_json::to_vec(&Header {
+        alg: key.alg.as_str(),
+        typ,
+        kid: &key.kid,
+    })?;
+    let claims = serde_json::to_vec(claims)?;
+    let mut out = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 400);
+    out.push_str(&b64url(&header));
+    out.push('.');
+    out.push_str(&b64url(&claims));
+    let signature = key.sign(out.as_bytes())?;
+    out.push('.');
+    out.push_str(&b64url(&signature));
+    Ok(out)
+}
+
+/// `aud`: one value is a string, several an array (RFC 7519 §4.1.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn from_list(mut list: Vec<String>) -> Self {
+        if list.len() == 1 {
+            Self::One(list.remove(0))
+        } else {
+            Self::Many(list)
+        }
+    }
+}
+
+/// RFC 9068 §2.2: the claims of a JWT access token.
+#[derive(Debug, Serialize)]
+pub struct AccessClaims<'a> {
+    pub iss: &'a str,
+    pub sub: &'a str,
+    pub aud: &'a Audience,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+/// RFC 9068 §2.1: `typ` of an access token.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Signs an access token with the active key for `alg`.
+pub fn mint_access_token(
+    keys: &super::keys::KeySet,
+    alg: super::Alg,
+    claims: &AccessClaims<'_>,
+) -> anyhow::Result<String> {
+    let key = keys
+        .signer(alg)
+        .ok_or_else(|| anyhow::anyhow!("no active {alg} signing key"))?;
+    sign(key, ACCESS_TOKEN_TYP, claims)
+}
