@@ -99,7 +99,12 @@ impl App {
 
 /// Generates the missing keys under the database lock, so that instances
 /// starting together agree on one active key per algorithm.
-pub async fn ensure_keys(store: &dyn Store, dir: &KeyDir, algs: &[Alg], now: i64) -> anyhow::Result<()> {
+pub async fn ensure_keys(
+    store: &dyn Store,
+    dir: &KeyDir,
+    algs: &[Alg],
+    now: i64,
+) -> anyhow::Result<()> {
     let dir = dir.clone();
     let algs = algs.to_vec();
     let changes = store

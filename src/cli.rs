@@ -18,7 +18,11 @@ use crate::token::keys::KeyDir;
 use crate::token::rotation::{self, RotateMode};
 
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about = "An OAuth 2.1 / OpenID Connect authorization server")]
+#[command(
+    name = "tessera",
+    version,
+    about = "An OAuth 2.1 / OpenID Connect authorization server"
+)]
 pub struct Cli {
     /// TOML configuration file (environment variables override it).
     #[arg(long, global = true, env = "TESSERA_CONFIG")]
@@ -170,10 +174,12 @@ async fn algs_in_use(store: &dyn Store, config: &Config) -> Result<Vec<Alg>, Cli
     let mut algs = app::configured_algs(config);
     let from_clients = store.client_id_token_algs().await?;
     let active = store.list_keys().await?;
-    for alg in from_clients
-        .into_iter()
-        .chain(active.iter().filter(|k| k.state == KeyState::Active).map(|k| k.alg))
-    {
+    for alg in from_clients.into_iter().chain(
+        active
+            .iter()
+            .filter(|k| k.state == KeyState::Active)
+            .map(|k| k.alg),
+    ) {
         if !algs.contains(&alg) {
             algs.push(alg);
         }
@@ -197,9 +203,15 @@ fn print_client(view: &ClientView, json: bool) -> Result<(), CliError> {
     if let Some(secret) = &view.client_secret {
         println!("client_secret      {secret}   (shown once: store it now)");
     }
-    println!("client_name        {}", m.client_name.as_deref().unwrap_or("-"));
+    println!(
+        "client_name        {}",
+        m.client_name.as_deref().unwrap_or("-")
+    );
     println!("grant_types        {}", grants.join(" "));
-    println!("auth_method        {}", m.token_endpoint_auth_method.as_str());
+    println!(
+        "auth_method        {}",
+        m.token_endpoint_auth_method.as_str()
+    );
     println!("scope              {}", m.scope);
     println!("redirect_uris      {}", m.redirect_uris.join(" "));
     println!("skip_consent       {}", m.skip_consent);
@@ -224,7 +236,10 @@ async fn client(cmd: ClientCommand, config: &Config) -> Result<(), CliError> {
             if out.json {
                 return print_json(&serde_json::json!({"clients": page, "next_cursor": next}));
             }
-            println!("{:<24} {:<22} {:<30} NAME", "CLIENT_ID", "AUTH_METHOD", "GRANTS");
+            println!(
+                "{:<24} {:<22} {:<30} NAME",
+                "CLIENT_ID", "AUTH_METHOD", "GRANTS"
+            );
             for v in &page {
                 let grants: Vec<_> = v.metadata.grant_types.iter().map(|g| g.as_str()).collect();
                 println!(
@@ -241,7 +256,10 @@ async fn client(cmd: ClientCommand, config: &Config) -> Result<(), CliError> {
             Ok(())
         }
         ClientCommand::Show { client_id, out } => {
-            let record = store.get_client(&client_id).await?.ok_or(ClientOpError::NotFound)?;
+            let record = store
+                .get_client(&client_id)
+                .await?
+                .ok_or(ClientOpError::NotFound)?;
             print_client(&ClientView::new(&record, None), out.json)
         }
         ClientCommand::Delete { client_id } => {
@@ -265,7 +283,8 @@ fn read_input(source: &str) -> Result<String, CliError> {
             .read_to_string(&mut text)
             .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
     } else {
-        text = std::fs::read_to_string(source).map_err(|e| CliError::Usage(format!("cannot read {source}: {e}")))?;
+        text = std::fs::read_to_string(source)
+            .map_err(|e| CliError::Usage(format!("cannot read {source}: {e}")))?;
     }
     Ok(text)
 }
@@ -296,23 +315,49 @@ async fn keys(cmd: KeysCommand, config: &Config) -> Result<(), CliError> {
             for k in &keys {
                 let created = time::OffsetDateTime::from_unix_timestamp(k.created_at)
                     .ok()
-                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
                     .unwrap_or_default();
-                println!("{:<44} {:<6} {:<9} {created}", k.kid, k.alg.as_str(), k.state.as_str());
+                println!(
+                    "{:<44} {:<6} {:<9} {created}",
+                    k.kid,
+                    k.alg.as_str(),
+                    k.state.as_str()
+                );
             }
             Ok(())
         }
-        KeysCommand::Rotate { alg, now, retire_old } => {
+        KeysCommand::Rotate {
+            alg,
+            now,
+            retire_old,
+        } => {
             let algs = match alg {
-                Some(a) => vec![a.parse().map_err(|()| CliError::Usage(format!("unknown algorithm {a}")))?],
+                Some(a) => vec![
+                    a.parse()
+                        .map_err(|()| CliError::Usage(format!("unknown algorithm {a}")))?,
+                ],
                 None => algs_in_use(store, config).await?,
             };
             let dir = KeyDir::new(&config.keys_dir);
-            let changes = rotate_keys(store, &dir, &algs, RotateMode { now, retire_old }, SystemClock.now()).await?;
+            let changes = rotate_keys(
+                store,
+                &dir,
+                &algs,
+                RotateMode { now, retire_old },
+                SystemClock.now(),
+            )
+            .await?;
             for change in &changes {
                 match change {
-                    KeyChange::Insert(r) => println!("new {} key {} ({})", r.alg, r.kid, r.state.as_str()),
-                    KeyChange::Transition { kid, to, .. } => println!("key {kid} is now {}", to.as_str()),
+                    KeyChange::Insert(r) => {
+                        println!("new {} key {} ({})", r.alg, r.kid, r.state.as_str())
+                    }
+                    KeyChange::Transition { kid, to, .. } => {
+                        println!("key {kid} is now {}", to.as_str())
+                    }
                 }
             }
             if !now {
@@ -342,7 +387,12 @@ pub async fn rotate_keys(
             .change_keys(&move |records| rotation::rotate(records, alg, mode, &d, now))
             .await?;
         for change in &changes {
-            if let KeyChange::Transition { kid, to: KeyState::Retired, .. } = change {
+            if let KeyChange::Transition {
+                kid,
+                to: KeyState::Retired,
+                ..
+            } = change
+            {
                 dir.remove(kid);
             }
         }

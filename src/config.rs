@@ -193,7 +193,10 @@ impl Config {
             .or_else(|| env.get("TESSERA_CONFIG").map(PathBuf::from));
         let text = match &file {
             Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-                ConfigError::new("TESSERA_CONFIG", format!("cannot read {}: {e}", path.display()))
+                ConfigError::new(
+                    "TESSERA_CONFIG",
+                    format!("cannot read {}: {e}", path.display()),
+                )
             })?),
             None => None,
         };
@@ -275,7 +278,12 @@ impl Config {
             log_format: match s.get("LOG_FORMAT").unwrap_or("text") {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
-                _ => return Err(ConfigError::new("TESSERA_LOG_FORMAT", "must be text or json")),
+                _ => {
+                    return Err(ConfigError::new(
+                        "TESSERA_LOG_FORMAT",
+                        "must be text or json",
+                    ));
+                }
             },
             trusted_proxies: match s.get("TRUSTED_PROXIES") {
                 Some(v) => list(v).map(ip_net).collect::<Result<_, _>>()?,
@@ -304,7 +312,10 @@ fn read_toml(text: &str, out: &mut HashMap<&'static str, String>) -> Result<(), 
     for (key, value) in &table {
         if key == "google" {
             let Some(google) = value.as_table() else {
-                return Err(ConfigError::new("TESSERA_CONFIG", "`google` must be a table"));
+                return Err(ConfigError::new(
+                    "TESSERA_CONFIG",
+                    "`google` must be a table",
+                ));
             };
             for (gkey, gvalue) in google {
                 let name = format!("GOOGLE_{}", gkey.to_uppercase());
@@ -329,7 +340,10 @@ fn insert_toml_value(
     value: &toml::Value,
 ) -> Result<(), ConfigError> {
     let Some(known) = NAMES.iter().find(|n| **n == name) else {
-        return Err(ConfigError::new("TESSERA_CONFIG", format!("unknown key `{key}`")));
+        return Err(ConfigError::new(
+            "TESSERA_CONFIG",
+            format!("unknown key `{key}`"),
+        ));
     };
     let text = match value {
         toml::Value::String(s) => s.clone(),
@@ -363,9 +377,10 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
 fn number(s: &Sources, name: &str, default: u64) -> Result<u64, ConfigError> {
     match s.get(name) {
         None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|_| {
-            ConfigError::new(&format!("{PREFIX}{name}"), "must be a whole number")
-        }),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::new(&format!("{PREFIX}{name}"), "must be a whole number")),
     }
 }
 
@@ -388,7 +403,10 @@ fn seconds(s: &Sources, name: &str, default: u64) -> Result<Duration, ConfigErro
 
 fn socket_addr(s: &Sources, name: &str, default: &str) -> Result<SocketAddr, ConfigError> {
     s.get(name).unwrap_or(default).parse().map_err(|_| {
-        ConfigError::new(&format!("{PREFIX}{name}"), "must be an address like 127.0.0.1:8080")
+        ConfigError::new(
+            &format!("{PREFIX}{name}"),
+            "must be an address like 127.0.0.1:8080",
+        )
     })
 }
 
@@ -396,8 +414,9 @@ fn socket_addr(s: &Sources, name: &str, default: &str) -> Result<SocketAddr, Con
 /// also forbids a path so that every endpoint is `{issuer}/name`.
 pub fn issuer(v: &str) -> Result<String, ConfigError> {
     let bad = |m: &str| ConfigError::new("TESSERA_ISSUER", m.to_owned());
-    let url = url::Url::parse(v)
-        .map_err(|_| bad("must be a URL: scheme, host and optional port, like https://id.example.com"))?;
+    let url = url::Url::parse(v).map_err(|_| {
+        bad("must be a URL: scheme, host and optional port, like https://id.example.com")
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("scheme must be https (or http on a loopback host)"));
     }
@@ -405,7 +424,9 @@ pub fn issuer(v: &str) -> Result<String, ConfigError> {
         return Err(bad("must name a host and no user"));
     }
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || v.ends_with('/') {
-        return Err(bad("must be scheme, host and optional port only: no path, query, fragment or trailing slash"));
+        return Err(bad(
+            "must be scheme, host and optional port only: no path, query, fragment or trailing slash",
+        ));
     }
     if url.scheme() == "http" && !is_loopback_host(&url) {
         return Err(bad("must use https unless the host is loopback"));
@@ -460,7 +481,9 @@ pub fn database_url(v: &str) -> Result<DatabaseUrl, ConfigError> {
     }
     if v.starts_with("postgres://") || v.starts_with("postgresql://") {
         let url = url::Url::parse(v).map_err(|_| bad("is not a valid postgres:// URL"))?;
-        if url.host_str().is_none_or(str::is_empty) && url.query().is_none_or(|q| !q.contains("host=")) {
+        if url.host_str().is_none_or(str::is_empty)
+            && url.query().is_none_or(|q| !q.contains("host="))
+        {
             return Err(bad("postgres:// URL must name a host"));
         }
         return Ok(DatabaseUrl::Postgres(v.to_owned()));
@@ -512,7 +535,9 @@ fn ip_net(v: &str) -> Result<IpNet, ConfigError> {
 }
 
 fn upstream(s: &Sources) -> Result<UpstreamConfig, ConfigError> {
-    let upstream_issuer = s.get("GOOGLE_ISSUER").unwrap_or("https://accounts.google.com");
+    let upstream_issuer = s
+        .get("GOOGLE_ISSUER")
+        .unwrap_or("https://accounts.google.com");
     match url::Url::parse(upstream_issuer) {
         Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback_host(&u)) => {}
         _ => {
@@ -523,7 +548,9 @@ fn upstream(s: &Sources) -> Result<UpstreamConfig, ConfigError> {
         }
     }
     let client_id = s.get("GOOGLE_CLIENT_ID").map(str::to_owned);
-    let client_secret = s.get("GOOGLE_CLIENT_SECRET").map(|v| Secret::new(v.to_owned()));
+    let client_secret = s
+        .get("GOOGLE_CLIENT_SECRET")
+        .map(|v| Secret::new(v.to_owned()));
     if client_id.is_some() != client_secret.is_some() {
         return Err(ConfigError::new(
             "TESSERA_GOOGLE_CLIENT_SECRET",
@@ -538,7 +565,9 @@ fn upstream(s: &Sources) -> Result<UpstreamConfig, ConfigError> {
             if domains.is_empty()
                 || domains.iter().any(|d| {
                     !d.contains('.')
-                        || !d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                        || !d
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
                 })
             {
                 return Err(ConfigError::new(
@@ -606,7 +635,11 @@ mod tests {
             let e = load(&[("TESSERA_ISSUER", bad)]).unwrap_err();
             assert_eq!(e.name, "TESSERA_ISSUER", "{bad}");
         }
-        for good in ["https://id.example.com", "http://localhost:9000", "http://[::1]:8080"] {
+        for good in [
+            "https://id.example.com",
+            "http://localhost:9000",
+            "http://[::1]:8080",
+        ] {
             assert_eq!(load(&[("TESSERA_ISSUER", good)]).unwrap().issuer, good);
         }
     }

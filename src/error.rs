@@ -146,7 +146,10 @@ impl OAuthError {
             .is_some_and(|e| matches!(e, StoreError::Unavailable(_)));
         if unavailable {
             tracing::warn!(error = format!("{err:#}"), "database unavailable");
-            Self::new(ErrorCode::TemporarilyUnavailable, "the service is temporarily unavailable; retry shortly")
+            Self::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the service is temporarily unavailable; retry shortly",
+            )
         } else {
             tracing::error!(error = format!("{err:#}"), "internal error");
             Self::new(ErrorCode::ServerError, "internal error")

@@ -56,15 +56,31 @@ impl Default for Metrics {
         let tokens = Family::<TokenLabels, Counter>::default();
         let client_auth_failures = Counter::default();
         let pool = Family::<PoolLabels, Gauge>::default();
-        registry.register("http_requests", "HTTP requests by endpoint, method and status", requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency by endpoint", latency.clone());
-        registry.register("tokens_issued", "Access tokens issued by grant and signing algorithm", tokens.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by endpoint, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by endpoint",
+            latency.clone(),
+        );
+        registry.register(
+            "tokens_issued",
+            "Access tokens issued by grant and signing algorithm",
+            tokens.clone(),
+        );
         registry.register(
             "client_auth_failures",
             "Failed client authentications at the token endpoint",
             client_auth_failures.clone(),
         );
-        registry.register("db_pool_connections", "Database pool connections by state", pool.clone());
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections by state",
+            pool.clone(),
+        );
         Self {
             registry,
             requests,
@@ -107,9 +123,15 @@ impl Metrics {
 
     /// The text exposition format, with the pool gauges read now.
     pub fn render(&self, pool_size: u32, pool_idle: u32) -> String {
-        for (state, n) in [("open", pool_size), ("idle", pool_idle), ("in_use", pool_size.saturating_sub(pool_idle))] {
+        for (state, n) in [
+            ("open", pool_size),
+            ("idle", pool_idle),
+            ("in_use", pool_size.saturating_sub(pool_idle)),
+        ] {
             self.pool
-                .get_or_create(&PoolLabels { state: state.to_owned() })
+                .get_or_create(&PoolLabels {
+                    state: state.to_owned(),
+                })
                 .set(i64::from(n));
         }
         let mut out = String::new();

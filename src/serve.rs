@@ -34,7 +34,8 @@ pub async fn run(
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     let admin_server = axum::serve(admin, crate::http::admin::router(state))
         .with_graceful_shutdown(stopped(stop_rx));
-    let (public_result, admin_result) = tokio::join!(public_server.into_future(), admin_server.into_future());
+    let (public_result, admin_result) =
+        tokio::join!(public_server.into_future(), admin_server.into_future());
     maintenance.abort();
     public_result?;
     admin_result?;
@@ -69,15 +70,26 @@ async fn maintain_keys(app: Arc<App>, stop: impl Future<Output = ()>) {
             Ok(changes) => {
                 for change in changes {
                     tracing::info!(?change, "signing key changed");
-                    if let crate::store::KeyChange::Transition { kid, to: crate::store::KeyState::Retired, .. } = change {
+                    if let crate::store::KeyChange::Transition {
+                        kid,
+                        to: crate::store::KeyState::Retired,
+                        ..
+                    } = change
+                    {
                         app.keys.dir().remove(&kid);
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "key maintenance failed; will retry"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "key maintenance failed; will retry"
+            ),
         }
         if let Err(e) = app.keys.reload(app.store.as_ref()).await {
-            tracing::warn!(error = format!("{e:#}"), "reloading signing keys failed; still signing with the previous set");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "reloading signing keys failed; still signing with the previous set"
+            );
         }
     }
 }
@@ -88,9 +100,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let public = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (TESSERA_LISTEN): {e}", config.listen))?;
-    let admin = TcpListener::bind(config.admin_listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {} (TESSERA_ADMIN_LISTEN): {e}", config.admin_listen))?;
+    let admin = TcpListener::bind(config.admin_listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {} (TESSERA_ADMIN_LISTEN): {e}",
+            config.admin_listen
+        )
+    })?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let app = Arc::new(App::start(config, clock).await?);
     tracing::info!(

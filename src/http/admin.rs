@@ -27,18 +27,28 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/admin/clients/{client_id}/secret", post(rotate_secret))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), require_admin));
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            require_admin,
+        ));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .merge(guarded)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), super::middleware::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::middleware::observe,
+        ))
         .with_state(app)
 }
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
-    let mut response = (status, axum::Json(json!({"error": code, "error_description": description}))).into_response();
+    let mut response = (
+        status,
+        axum::Json(json!({"error": code, "error_description": description})),
+    )
+        .into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -61,15 +71,20 @@ async fn require_admin(State(app): State<AppState>, request: Request, next: Next
     };
     if !allowed {
         tracing::warn!("admin API: authentication failed");
-        let mut response = error(StatusCode::UNAUTHORIZED, "invalid_token", "a valid admin bearer token is required");
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "a valid admin bearer token is required",
+        );
         let challenge = if presented.is_some() {
             "Bearer realm=\"tessera-admin\", error=\"invalid_token\""
         } else {
             "Bearer realm=\"tessera-admin\""
         };
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
         return response;
     }
     next.run(request).await
@@ -83,8 +98,14 @@ fn op_error(e: ClientOpError) -> Response {
     match e {
         ClientOpError::Metadata(m) => error(StatusCode::BAD_REQUEST, m.code(), &m.to_string()),
         ClientOpError::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no such client"),
-        ClientOpError::IdMismatch => error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &e.to_string()),
-        ClientOpError::BadCursor => error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+        ClientOpError::IdMismatch => error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client_metadata",
+            &e.to_string(),
+        ),
+        ClientOpError::BadCursor => {
+            error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string())
+        }
         ClientOpError::Store(e) => crate::error::OAuthError::internal(e).into_response(),
         ClientOpError::Other(e) => crate::error::OAuthError::internal(e).into_response(),
     }
@@ -130,11 +151,25 @@ async fn list_clients(State(app): State<AppState>, Query(q): Query<ListQuery>) -
         None => DEFAULT_PAGE,
         Some(l) => match l.parse::<u32>() {
             Ok(n) if n >= 1 => n,
-            _ => return error(StatusCode::BAD_REQUEST, "invalid_request", "limit must be a whole number from 1 to 200"),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "limit must be a whole number from 1 to 200",
+                );
+            }
         },
     };
-    match clients::list(app.store.as_ref(), q.cursor.as_deref().filter(|c| !c.is_empty()), limit).await {
-        Ok((page, next)) => axum::Json(json!({"clients": page, "next_cursor": next})).into_response(),
+    match clients::list(
+        app.store.as_ref(),
+        q.cursor.as_deref().filter(|c| !c.is_empty()),
+        limit,
+    )
+    .await
+    {
+        Ok((page, next)) => {
+            axum::Json(json!({"clients": page, "next_cursor": next})).into_response()
+        }
         Err(e) => op_error(e),
     }
 }
@@ -148,10 +183,21 @@ async fn show_client(State(app): State<AppState>, Path(client_id): Path<String>)
 }
 
 /// Full replace: omitted fields take their defaults.
-async fn replace_client(State(app): State<AppState>, Path(client_id): Path<String>, body: Bytes) -> Response {
+async fn replace_client(
+    State(app): State<AppState>,
+    Path(client_id): Path<String>,
+    body: Bytes,
+) -> Response {
     let result = async {
         let request = metadata(&body)?;
-        clients::replace(app.store.as_ref(), &client_id, request, &app.signing_algs, app.now()).await
+        clients::replace(
+            app.store.as_ref(),
+            &client_id,
+            request,
+            &app.signing_algs,
+            app.now(),
+        )
+        .await
     }
     .await;
     app.clients.forget(&client_id);
@@ -200,7 +246,10 @@ async fn rotate_secret(State(app): State<AppState>, Path(client_id): Path<String
 async fn metrics(State(app): State<AppState>) -> Response {
     let (size, idle) = app.store.pool_stats();
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         app.metrics.render(size, idle),
     )
         .into_response()

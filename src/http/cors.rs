@@ -49,16 +49,18 @@ impl OriginCache {
 /// call these endpoints.
 pub fn registered_origins(app: AppState, cache: std::sync::Arc<OriginCache>) -> CorsLayer {
     CorsLayer::new()
-        .allow_origin(AllowOrigin::async_predicate(move |origin: HeaderValue, _parts| {
-            let app = app.clone();
-            let cache = cache.clone();
-            async move {
-                match origin.to_str() {
-                    Ok(origin) => cache.allows(&app, origin).await,
-                    Err(_) => false,
+        .allow_origin(AllowOrigin::async_predicate(
+            move |origin: HeaderValue, _parts| {
+                let app = app.clone();
+                let cache = cache.clone();
+                async move {
+                    match origin.to_str() {
+                        Ok(origin) => cache.allows(&app, origin).await,
+                        Err(_) => false,
+                    }
                 }
-            }
-        }))
+            },
+        ))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(Duration::from_secs(600))

@@ -22,11 +22,16 @@ pub async fn observe(State(app): State<AppState>, request: Request, next: Next) 
     let mut response = next.run(request).await;
     let status = response.status();
     let elapsed = start.elapsed();
-    app.metrics
-        .request(&endpoint, method.as_str(), status.as_u16(), elapsed.as_secs_f64());
+    app.metrics.request(
+        &endpoint,
+        method.as_str(),
+        status.as_u16(),
+        elapsed.as_secs_f64(),
+    );
     tracing::debug!(%method, endpoint, status = status.as_u16(), micros = elapsed.as_micros() as u64, "request");
-    response
-        .headers_mut()
-        .insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }

@@ -35,7 +35,10 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), super::middleware::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::middleware::observe,
+        ))
         .with_state(app)
 }
 
@@ -43,13 +46,16 @@ pub fn router(app: AppState) -> Router {
 async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     // (1) RFC 6749 §3.2: "application/x-www-form-urlencoded" in the body.
     if !form::is_form(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes)) {
-        return OAuthError::invalid_request("the body must be application/x-www-form-urlencoded").into_response();
+        return OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")
+            .into_response();
     }
     let params = match Params::parse(&body) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
     match token_endpoint::exchange(&app, &params, authorization).await {
         Ok(response) => {
             let mut response = axum::Json(response).into_response();
@@ -66,8 +72,14 @@ async fn jwks(State(app): State<AppState>) -> Response {
     let cache = format!("public, max-age={}", app.config.jwks_max_age.as_secs());
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (header::CACHE_CONTROL, HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache"))),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache")),
+            ),
         ],
         body,
     )

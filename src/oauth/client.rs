@@ -208,7 +208,11 @@ impl MetadataRequest {
                 "redirect_uris are used only with the authorization_code grant".into(),
             ));
         }
-        check_uris(&redirect_uris, "redirect_uri", MetadataError::InvalidRedirectUri)?;
+        check_uris(
+            &redirect_uris,
+            "redirect_uri",
+            MetadataError::InvalidRedirectUri,
+        )?;
 
         let post_logout_redirect_uris = dedup(self.post_logout_redirect_uris.unwrap_or_default());
         check_uris(
@@ -290,8 +294,12 @@ impl MetadataRequest {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if grants.contains(&GrantType::RefreshToken) && !grants.contains(&GrantType::AuthorizationCode) {
-            return Err(meta("refresh_token is allowed only together with authorization_code"));
+        if grants.contains(&GrantType::RefreshToken)
+            && !grants.contains(&GrantType::AuthorizationCode)
+        {
+            return Err(meta(
+                "refresh_token is allowed only together with authorization_code",
+            ));
         }
         Ok(grants)
     }
@@ -357,20 +365,59 @@ mod tests {
     #[test]
     fn inconsistent_metadata_is_refused_with_the_rfc7591_code() {
         let cases = [
-            (serde_json::json!({"grant_types": ["implicit"]}), "invalid_client_metadata"),
-            (serde_json::json!({"grant_types": ["password"]}), "invalid_client_metadata"),
-            (serde_json::json!({"grant_types": ["refresh_token"]}), "invalid_client_metadata"),
-            (serde_json::json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"}), "invalid_client_metadata"),
-            (serde_json::json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt"}), "invalid_client_metadata"),
-            (serde_json::json!({"grant_types": ["client_credentials"], "response_types": ["code"]}), "invalid_client_metadata"),
-            (serde_json::json!({"redirect_uris": ["https://a.example/cb"], "response_types": ["token"]}), "invalid_client_metadata"),
-            (serde_json::json!({"redirect_uris": ["https://a.example/cb"], "id_token_signed_response_alg": "none"}), "invalid_client_metadata"),
-            (serde_json::json!({"redirect_uris": ["https://a.example/cb"], "id_token_signed_response_alg": "HS256"}), "invalid_client_metadata"),
+            (
+                serde_json::json!({"grant_types": ["implicit"]}),
+                "invalid_client_metadata",
+            ),
+            (
+                serde_json::json!({"grant_types": ["password"]}),
+                "invalid_client_metadata",
+            ),
+            (
+                serde_json::json!({"grant_types": ["refresh_token"]}),
+                "invalid_client_metadata",
+            ),
+            (
+                serde_json::json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"}),
+                "invalid_client_metadata",
+            ),
+            (
+                serde_json::json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt"}),
+                "invalid_client_metadata",
+            ),
+            (
+                serde_json::json!({"grant_types": ["client_credentials"], "response_types": ["code"]}),
+                "invalid_client_metadata",
+            ),
+            (
+                serde_json::json!({"redirect_uris": ["https://a.example/cb"], "response_types": ["token"]}),
+                "invalid_client_metadata",
+            ),
+            (
+                serde_json::json!({"redirect_uris": ["https://a.example/cb"], "id_token_signed_response_alg": "none"}),
+                "invalid_client_metadata",
+            ),
+            (
+                serde_json::json!({"redirect_uris": ["https://a.example/cb"], "id_token_signed_response_alg": "HS256"}),
+                "invalid_client_metadata",
+            ),
             (serde_json::json!({}), "invalid_redirect_uri"),
-            (serde_json::json!({"redirect_uris": ["http://app.example/cb"]}), "invalid_redirect_uri"),
-            (serde_json::json!({"redirect_uris": ["https://app.example/cb#x"]}), "invalid_redirect_uri"),
-            (serde_json::json!({"redirect_uris": ["/relative"]}), "invalid_redirect_uri"),
-            (serde_json::json!({"redirect_uris": ["myapp:/cb"]}), "invalid_redirect_uri"),
+            (
+                serde_json::json!({"redirect_uris": ["http://app.example/cb"]}),
+                "invalid_redirect_uri",
+            ),
+            (
+                serde_json::json!({"redirect_uris": ["https://app.example/cb#x"]}),
+                "invalid_redirect_uri",
+            ),
+            (
+                serde_json::json!({"redirect_uris": ["/relative"]}),
+                "invalid_redirect_uri",
+            ),
+            (
+                serde_json::json!({"redirect_uris": ["myapp:/cb"]}),
+                "invalid_redirect_uri",
+            ),
         ];
         for (json, code) in cases {
             let err = request(json.clone()).validate(ALGS).unwrap_err();

@@ -38,9 +38,9 @@ pub enum Credentials {
 impl Credentials {
     pub fn client_id(&self) -> &str {
         match self {
-            Self::Basic { client_id, .. } | Self::Post { client_id, .. } | Self::Public { client_id } => {
-                client_id
-            }
+            Self::Basic { client_id, .. }
+            | Self::Post { client_id, .. }
+            | Self::Public { client_id } => client_id,
         }
     }
 
@@ -87,8 +87,14 @@ pub fn credentials(
         (Some(id), None) => Ok(Credentials::Public {
             client_id: id.to_owned(),
         }),
-        (None, Some(_)) => Err(OAuthError::invalid_client("client_secret without client_id", false)),
-        (None, None) => Err(OAuthError::invalid_client("client authentication is required", false)),
+        (None, Some(_)) => Err(OAuthError::invalid_client(
+            "client_secret without client_id",
+            false,
+        )),
+        (None, None) => Err(OAuthError::invalid_client(
+            "client authentication is required",
+            false,
+        )),
     }
 }
 
@@ -148,10 +154,7 @@ pub async fn authenticate(
     let registered = client.metadata.token_endpoint_auth_method;
     if registered != presented.method() {
         return Err(OAuthError::invalid_client(
-            format!(
-                "this client authenticates with {}",
-                registered.as_str()
-            ),
+            format!("this client authenticates with {}", registered.as_str()),
             basic,
         ));
     }
@@ -226,7 +229,11 @@ impl SecretVerifier {
 
     fn key(&self, client_id: &str, hash: &str, secret: &Secret) -> [u8; 32] {
         let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.cache_key);
-        for part in [client_id.as_bytes(), hash.as_bytes(), secret.expose_secret().as_bytes()] {
+        for part in [
+            client_id.as_bytes(),
+            hash.as_bytes(),
+            secret.expose_secret().as_bytes(),
+        ] {
             ctx.update(&(part.len() as u64).to_be_bytes());
             ctx.update(part);
         }
@@ -256,12 +263,19 @@ impl SecretVerifier {
     }
 
     /// Whether `secret` matches the stored hash. Errors only when overloaded.
-    pub async fn verify(&self, client_id: &str, hash: &str, secret: &Secret) -> Result<bool, OAuthError> {
+    pub async fn verify(
+        &self,
+        client_id: &str,
+        hash: &str,
+        secret: &Secret,
+    ) -> Result<bool, OAuthError> {
         let key = self.key(client_id, hash, secret);
         if self.cached(&key) {
             return Ok(true);
         }
-        let ok = self.run_argon(hash.to_owned(), secret.expose_secret().to_owned()).await?;
+        let ok = self
+            .run_argon(hash.to_owned(), secret.expose_secret().to_owned())
+            .await?;
         if ok {
             self.remember(key);
         }
@@ -308,7 +322,11 @@ mod tests {
     use super::*;
 
     fn basic(raw: &str) -> Vec<u8> {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)).into_bytes()
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+        .into_bytes()
     }
 
     #[test]
@@ -329,7 +347,12 @@ mod tests {
 
     #[test]
     fn malformed_basic_is_invalid_client_with_a_challenge() {
-        for header in [b"Basic !!!".to_vec(), basic("nocolon"), basic(":x"), b"Bearer abc".to_vec()] {
+        for header in [
+            b"Basic !!!".to_vec(),
+            basic("nocolon"),
+            basic(":x"),
+            b"Bearer abc".to_vec(),
+        ] {
             let err = parse_basic(&header).unwrap_err();
             assert_eq!(err.code.as_str(), "invalid_client");
             assert!(err.basic_challenge);

@@ -27,7 +27,11 @@ pub struct ClientCache {
 
 impl ClientCache {
     /// The client row, from the cache if read within the last second.
-    pub async fn get(&self, store: &dyn Store, client_id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        client_id: &str,
+    ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
         if let Ok(rows) = self.rows.lock() {
             if let Some((at, row)) = rows.get(client_id) {
                 if at.elapsed() < ROW_TTL {
@@ -108,7 +112,9 @@ async fn new_secret(metadata: &ClientMetadata) -> anyhow::Result<Option<(Secret,
     if !metadata.token_endpoint_auth_method.is_confidential() {
         return Ok(None);
     }
-    Ok(Some(SecretVerifier::hash(Secret::new(random_token(32))).await?))
+    Ok(Some(
+        SecretVerifier::hash(Secret::new(random_token(32))).await?,
+    ))
 }
 
 /// Registers a client (RFC 7591 §3.1): 201 with the secret shown once.
@@ -144,15 +150,27 @@ pub async fn replace(
     algs: &[Alg],
     now: i64,
 ) -> Result<ClientView, ClientOpError> {
-    if request.client_id.as_deref().is_some_and(|id| id != client_id) {
+    if request
+        .client_id
+        .as_deref()
+        .is_some_and(|id| id != client_id)
+    {
         return Err(ClientOpError::IdMismatch);
     }
-    let mut record = store.get_client(client_id).await?.ok_or(ClientOpError::NotFound)?;
+    let mut record = store
+        .get_client(client_id)
+        .await?
+        .ok_or(ClientOpError::NotFound)?;
     let metadata = request.validate(algs)?;
     let mut shown = None;
-    match (metadata.token_endpoint_auth_method.is_confidential(), record.secret_hash.is_some()) {
+    match (
+        metadata.token_endpoint_auth_method.is_confidential(),
+        record.secret_hash.is_some(),
+    ) {
         (true, false) => {
-            let (secret, hash) = new_secret(&metadata).await?.ok_or(ClientOpError::NotFound)?;
+            let (secret, hash) = new_secret(&metadata)
+                .await?
+                .ok_or(ClientOpError::NotFound)?;
             record.secret_hash = Some(hash);
             shown = Some(secret);
         }
@@ -168,8 +186,15 @@ pub async fn replace(
 }
 
 /// Replaces a confidential client's secret; the old one stops working.
-pub async fn rotate_secret(store: &dyn Store, client_id: &str, now: i64) -> Result<ClientView, ClientOpError> {
-    let mut record = store.get_client(client_id).await?.ok_or(ClientOpError::NotFound)?;
+pub async fn rotate_secret(
+    store: &dyn Store,
+    client_id: &str,
+    now: i64,
+) -> Result<ClientView, ClientOpError> {
+    let mut record = store
+        .get_client(client_id)
+        .await?
+        .ok_or(ClientOpError::NotFound)?;
     let Some((secret, hash)) = new_secret(&record.metadata).await? else {
         return Err(MetadataError::InvalidClientMetadata(
             "a public client (token_endpoint_auth_method none) has no secret to rotate".into(),
@@ -209,7 +234,10 @@ pub async fn list(
     } else {
         None
     };
-    Ok((page.iter().map(|r| ClientView::new(r, None)).collect(), next))
+    Ok((
+        page.iter().map(|r| ClientView::new(r, None)).collect(),
+        next,
+    ))
 }
 
 fn decode_cursor(cursor: &str) -> Option<(i64, String)> {

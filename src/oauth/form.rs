@@ -59,7 +59,10 @@ pub fn is_form(content_type: Option<&[u8]>) -> bool {
     content_type
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 #[cfg(test)]
@@ -82,7 +85,9 @@ mod tests {
     #[test]
     fn the_content_type_must_be_a_form() {
         assert!(is_form(Some(b"application/x-www-form-urlencoded")));
-        assert!(is_form(Some(b"Application/X-WWW-Form-Urlencoded; charset=UTF-8")));
+        assert!(is_form(Some(
+            b"Application/X-WWW-Form-Urlencoded; charset=UTF-8"
+        )));
         assert!(!is_form(Some(b"application/json")));
         assert!(!is_form(None));
     }

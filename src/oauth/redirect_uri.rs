@@ -15,9 +15,13 @@ pub fn check_registered(uri: &str) -> Result<Url, &'static str> {
     match url.scheme() {
         "https" => require_host(&url),
         "http" if is_loopback(&url) => Ok(url),
-        "http" => Err("http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https"),
+        "http" => {
+            Err("http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https")
+        }
         scheme if scheme.contains('.') => Ok(url),
-        _ => Err("a native app's private-use scheme must be a reverse domain name, like com.example.app"),
+        _ => Err(
+            "a native app's private-use scheme must be a reverse domain name, like com.example.app",
+        ),
     }
 }
 
@@ -97,11 +101,20 @@ mod tests {
     fn loopback_redirects_match_on_any_port() {
         assert!(matches("http://127.0.0.1/cb", "http://127.0.0.1:53211/cb"));
         assert!(matches("http://[::1]:80/cb", "http://[::1]:9/cb"));
-        assert!(matches("http://localhost:1234/cb", "http://localhost:4321/cb"));
+        assert!(matches(
+            "http://localhost:1234/cb",
+            "http://localhost:4321/cb"
+        ));
         assert!(!matches("http://127.0.0.1/cb", "http://127.0.0.1:5/other"));
         assert!(!matches("http://127.0.0.1/cb", "http://localhost:5/cb"));
-        assert!(!matches("https://app.example/cb", "https://app.example:444/cb"));
-        assert!(!matches("https://app.example/cb", "https://app.example/cb/"));
+        assert!(!matches(
+            "https://app.example/cb",
+            "https://app.example:444/cb"
+        ));
+        assert!(!matches(
+            "https://app.example/cb",
+            "https://app.example/cb/"
+        ));
         assert!(!matches("https://app.example/cb", "https://APP.example/cb"));
     }
 

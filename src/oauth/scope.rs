@@ -3,7 +3,14 @@
 
 /// The OpenID Connect scopes: they concern a signed-in user, never a client
 /// acting for itself.
-pub const OPENID_SCOPES: &[&str] = &["openid", "profile", "email", "address", "phone", "offline_access"];
+pub const OPENID_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
 
 const MAX_SCOPES: usize = 100;
 const MAX_TOKEN: usize = 200;
@@ -18,7 +25,9 @@ pub fn parse(s: &str) -> Result<Vec<String>, &'static str> {
     let mut out: Vec<String> = Vec::new();
     for token in s.split(' ').filter(|t| !t.is_empty()) {
         if token.len() > MAX_TOKEN || !token.chars().all(is_scope_char) {
-            return Err("a scope token is made of printable ASCII characters other than space, `\"` and `\\`");
+            return Err(
+                "a scope token is made of printable ASCII characters other than space, `\"` and `\\`",
+            );
         }
         if !out.iter().any(|t| t == token) {
             out.push(token.to_owned());

@@ -29,20 +29,35 @@ pub struct TokenResponse {
 /// The grants this server answers today (advertised in discovery).
 pub const SUPPORTED_GRANTS: &[GrantType] = &[GrantType::ClientCredentials];
 
-pub async fn exchange(app: &App, params: &Params, authorization: Option<&[u8]>) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    app: &App,
+    params: &Params,
+    authorization: Option<&[u8]>,
+) -> Result<TokenResponse, OAuthError> {
     let now = app.now();
 
     // (2) Client authentication (RFC 6749 §2.3, §3.2.1).
-    let credentials = client_auth::credentials(authorization, params.get("client_id"), params.get("client_secret"))?;
-    let client = app.clients.get(app.store.as_ref(), credentials.client_id()).await?;
-    if let Err(e) = client_auth::authenticate(&app.verifier, client.as_deref(), &credentials).await {
+    let credentials = client_auth::credentials(
+        authorization,
+        params.get("client_id"),
+        params.get("client_secret"),
+    )?;
+    let client = app
+        .clients
+        .get(app.store.as_ref(), credentials.client_id())
+        .await?;
+    if let Err(e) = client_auth::authenticate(&app.verifier, client.as_deref(), &credentials).await
+    {
         if e.code == ErrorCode::InvalidClient {
             app.metrics.client_auth_failure();
         }
         return Err(e);
     }
     let Some(client) = client else {
-        return Err(OAuthError::invalid_client("client authentication failed", credentials.is_basic()));
+        return Err(OAuthError::invalid_client(
+            "client authentication failed",
+            credentials.is_basic(),
+        ));
     };
 
     // (3) The grant type (RFC 6749 §5.2 unsupported_grant_type).
@@ -60,16 +75,25 @@ pub async fn exchange(app: &App, params: &Params, authorization: Option<&[u8]>) 
     if !client.metadata.allows_grant(grant) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
-            format!("this client is not registered for the {} grant", grant.as_str()),
+            format!(
+                "this client is not registered for the {} grant",
+                grant.as_str()
+            ),
         ));
     }
 
     let response = match grant {
-        GrantType::ClientCredentials => grant::client_credentials::grant(app, &client, params, now)?,
+        GrantType::ClientCredentials => {
+            grant::client_credentials::grant(app, &client, params, now)?
+        }
         GrantType::AuthorizationCode | GrantType::RefreshToken => {
-            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "this grant type is not supported"));
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "this grant type is not supported",
+            ));
         }
     };
-    app.metrics.token_issued(grant.as_str(), app.config.access_token_alg.as_str());
+    app.metrics
+        .token_issued(grant.as_str(), app.config.access_token_alg.as_str());
     Ok(response)
 }

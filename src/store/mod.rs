@@ -119,7 +119,11 @@ impl From<sqlx::Error> for StoreError {
             // SQLite: SQLITE_BUSY (5) / SQLITE_LOCKED (6) after the busy timeout;
             // PostgreSQL: class 08 (connection), 53 (resources), 57P (shutdown).
             sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-                c == "5" || c == "6" || c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
+                c == "5"
+                    || c == "6"
+                    || c.starts_with("08")
+                    || c.starts_with("53")
+                    || c.starts_with("57P")
             }),
             _ => false,
         };
@@ -149,7 +153,11 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_client(&self, client: &ClientRecord) -> StoreResult<bool>;
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
     /// Clients in registration order, after the `(issued_at, client_id)` cursor.
-    async fn list_clients(&self, after: Option<(i64, &str)>, limit: u32) -> StoreResult<Vec<ClientRecord>>;
+    async fn list_clients(
+        &self,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> StoreResult<Vec<ClientRecord>>;
     /// Replaces metadata and secret hash; `false` when the client is gone.
     async fn update_client(&self, client: &ClientRecord) -> StoreResult<bool>;
     async fn delete_client(&self, client_id: &str) -> StoreResult<bool>;
@@ -170,7 +178,11 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store the configuration names.
 pub async fn connect(config: &Config) -> StoreResult<Arc<dyn Store>> {
     Ok(match &config.database_url {
-        DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path, config.database_max_connections).await?),
-        DatabaseUrl::Postgres(url) => Arc::new(PostgresStore::open(url, config.database_max_connections).await?),
+        DatabaseUrl::Sqlite(path) => {
+            Arc::new(SqliteStore::open(path, config.database_max_connections).await?)
+        }
+        DatabaseUrl::Postgres(url) => {
+            Arc::new(PostgresStore::open(url, config.database_max_connections).await?)
+        }
     })
 }

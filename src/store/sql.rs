@@ -53,12 +53,12 @@ impl TryFrom<KeyRow> for KeyRecord {
 
     fn try_from(row: KeyRow) -> Result<Self, StoreError> {
         Ok(KeyRecord {
-            alg: row
-                .alg
-                .parse()
-                .map_err(|()| StoreError::Corrupt(format!("key {} has algorithm {}", row.kid, row.alg)))?,
-            state: KeyState::parse(&row.state)
-                .ok_or_else(|| StoreError::Corrupt(format!("key {} has state {}", row.kid, row.state)))?,
+            alg: row.alg.parse().map_err(|()| {
+                StoreError::Corrupt(format!("key {} has algorithm {}", row.kid, row.alg))
+            })?,
+            state: KeyState::parse(&row.state).ok_or_else(|| {
+                StoreError::Corrupt(format!("key {} has state {}", row.kid, row.state))
+            })?,
             kid: row.kid,
             created_at: row.created_at,
             activated_at: row.activated_at,
@@ -77,9 +77,15 @@ pub(super) const SELECT_KEYS: &str = "SELECT kid, alg, state, created_at, activa
 pub(super) fn transition_sql(state: KeyState) -> &'static str {
     match state {
         KeyState::Pending => "UPDATE signing_keys SET state = 'pending' WHERE kid = $1 AND $2 = $2",
-        KeyState::Active => "UPDATE signing_keys SET state = 'active', activated_at = $2 WHERE kid = $1",
-        KeyState::Retiring => "UPDATE signing_keys SET state = 'retiring', retiring_at = $2 WHERE kid = $1",
-        KeyState::Retired => "UPDATE signing_keys SET state = 'retired', retired_at = $2 WHERE kid = $1",
+        KeyState::Active => {
+            "UPDATE signing_keys SET state = 'active', activated_at = $2 WHERE kid = $1"
+        }
+        KeyState::Retiring => {
+            "UPDATE signing_keys SET state = 'retiring', retiring_at = $2 WHERE kid = $1"
+        }
+        KeyState::Retired => {
+            "UPDATE signing_keys SET state = 'retired', retired_at = $2 WHERE kid = $1"
+        }
     }
 }
 

@@ -35,11 +35,17 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// sqlx's SQLite migrator takes no lock: two processes starting on one
+    /// file would both apply migration 1. Running it inside an immediate
+    /// transaction (each migration becomes a savepoint) serializes them.
     async fn run_migrations(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::migrate!("migrations/sqlite")
-            .run(&self.pool)
+            .run_direct(&mut *tx)
             .await
-            .map_err(|e| super::StoreError::Other(e.into()))
+            .map_err(|e| super::StoreError::Other(e.into()))?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// SQLite has one writer at a time: an immediate transaction is the lock.

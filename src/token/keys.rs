@@ -101,9 +101,15 @@ impl SigningKey {
             Pair::Rsa(p) => {
                 let public = p.public_key();
                 vec![
-                    ("e", b64url(public.exponent().big_endian_without_leading_zero())),
+                    (
+                        "e",
+                        b64url(public.exponent().big_endian_without_leading_zero()),
+                    ),
                     ("kty", "RSA".into()),
-                    ("n", b64url(public.modulus().big_endian_without_leading_zero())),
+                    (
+                        "n",
+                        b64url(public.modulus().big_endian_without_leading_zero()),
+                    ),
                 ]
             }
             Pair::Ec(p) => {
@@ -205,7 +211,11 @@ impl KeyDir {
 
     fn file(&self, kid: &str) -> anyhow::Result<PathBuf> {
         // A kid is base64url (RFC 7638 thumbprint): it cannot name another folder.
-        if kid.is_empty() || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if kid.is_empty()
+            || !kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(anyhow!("invalid kid {kid:?}"));
         }
         Ok(self.0.join(format!("{kid}.pem")))
@@ -230,12 +240,21 @@ impl KeyDir {
 
     pub fn read(&self, record: &KeyRecord) -> anyhow::Result<SigningKey> {
         let path = self.file(&record.kid)?;
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("signing key {} is missing from {}", record.kid, self.0.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "signing key {} is missing from {}",
+                record.kid,
+                self.0.display()
+            )
+        })?;
         let block = pem::parse(text).with_context(|| format!("{} is not PEM", path.display()))?;
         let key = SigningKey::from_pkcs8(record.alg, block.contents())?;
         if key.kid != record.kid {
-            return Err(anyhow!("{} does not hold key {}", path.display(), record.kid));
+            return Err(anyhow!(
+                "{} does not hold key {}",
+                path.display(),
+                record.kid
+            ));
         }
         Ok(key)
     }
@@ -368,7 +387,8 @@ mod tests {
             let mut v = jsonwebtoken::Validation::new(alg.jsonwebtoken());
             v.required_spec_claims.clear();
             v.validate_exp = false;
-            let data = jsonwebtoken::decode::<Value>(&token, &key.decoding_key().unwrap(), &v).unwrap();
+            let data =
+                jsonwebtoken::decode::<Value>(&token, &key.decoding_key().unwrap(), &v).unwrap();
             assert_eq!(data.claims["sub"], "x");
             assert_eq!(data.header.kid.as_deref(), Some(key.kid.as_str()));
         }

@@ -48,7 +48,9 @@ pub fn ensure(
             continue;
         }
         match find(records, alg, KeyState::Pending).max_by_key(|r| r.created_at) {
-            Some(pending) => changes.push(KeyChange::transition(&pending.kid, KeyState::Active, now)),
+            Some(pending) => {
+                changes.push(KeyChange::transition(&pending.kid, KeyState::Active, now))
+            }
             None => changes.push(KeyChange::Insert(new_key(dir, alg, KeyState::Active, now)?)),
         }
     }
@@ -84,7 +86,9 @@ pub fn rotate(
         } else {
             KeyState::Retiring
         };
-        changes.extend(find(records, alg, KeyState::Active).map(|r| KeyChange::transition(&r.kid, old, now)));
+        changes.extend(
+            find(records, alg, KeyState::Active).map(|r| KeyChange::transition(&r.kid, old, now)),
+        );
         if mode.retire_old {
             changes.extend(
                 find(records, alg, KeyState::Retiring)
@@ -93,7 +97,12 @@ pub fn rotate(
         }
         changes.push(KeyChange::Insert(new_key(dir, alg, KeyState::Active, now)?));
     } else {
-        changes.push(KeyChange::Insert(new_key(dir, alg, KeyState::Pending, now)?));
+        changes.push(KeyChange::Insert(new_key(
+            dir,
+            alg,
+            KeyState::Pending,
+            now,
+        )?));
     }
     Ok(changes)
 }
@@ -126,7 +135,11 @@ pub fn maintain(
     let mut changes = Vec::new();
     for alg in Alg::ALL {
         let ready = find(records, alg, KeyState::Pending)
-            .filter(|r| r.created_at.saturating_add(secs(schedule.publish_before_use)) <= now)
+            .filter(|r| {
+                r.created_at
+                    .saturating_add(secs(schedule.publish_before_use))
+                    <= now
+            })
             .max_by_key(|r| r.created_at);
         if let Some(pending) = ready {
             changes.extend(
@@ -148,11 +161,20 @@ pub fn maintain(
         let Some(period) = schedule.rotation_period else {
             continue;
         };
-        let due = find(records, alg, KeyState::Active)
-            .any(|r| r.activated_at.unwrap_or(r.created_at).saturating_add(secs(period)) <= now);
+        let due = find(records, alg, KeyState::Active).any(|r| {
+            r.activated_at
+                .unwrap_or(r.created_at)
+                .saturating_add(secs(period))
+                <= now
+        });
         let has_pending = find(records, alg, KeyState::Pending).next().is_some();
         if due && !has_pending && algs.contains(&alg) {
-            changes.push(KeyChange::Insert(new_key(dir, alg, KeyState::Pending, now)?));
+            changes.push(KeyChange::Insert(new_key(
+                dir,
+                alg,
+                KeyState::Pending,
+                now,
+            )?));
         }
     }
     Ok(changes)
@@ -191,8 +213,15 @@ mod tests {
 
     #[test]
     fn a_pending_key_waits_for_the_jwks_max_age() {
-        let records = [record("a", KeyState::Active, 0), record("p", KeyState::Pending, 1000)];
-        assert!(maintain(&records, &[Alg::ES256], schedule(), &dir(), 1299).unwrap().is_empty());
+        let records = [
+            record("a", KeyState::Active, 0),
+            record("p", KeyState::Pending, 1000),
+        ];
+        assert!(
+            maintain(&records, &[Alg::ES256], schedule(), &dir(), 1299)
+                .unwrap()
+                .is_empty()
+        );
         let changes = maintain(&records, &[Alg::ES256], schedule(), &dir(), 1300).unwrap();
         assert_eq!(
             changes,
@@ -206,7 +235,11 @@ mod tests {
     #[test]
     fn a_retiring_key_stays_published_until_its_last_token_expires() {
         let records = [record("r", KeyState::Retiring, 1000)];
-        assert!(maintain(&records, &[], schedule(), &dir(), 4599).unwrap().is_empty());
+        assert!(
+            maintain(&records, &[], schedule(), &dir(), 4599)
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             maintain(&records, &[], schedule(), &dir(), 4600).unwrap(),
             vec![KeyChange::transition("r", KeyState::Retired, 4600)]
@@ -220,16 +253,49 @@ mod tests {
         let records = [record("a", KeyState::Active, 0)];
         let changes = maintain(&records, &[Alg::ES256], s, &dir(), 100).unwrap();
         assert!(matches!(&changes[..], [KeyChange::Insert(r)] if r.state == KeyState::Pending));
-        let records = [record("a", KeyState::Active, 0), record("p", KeyState::Pending, 100)];
-        assert!(maintain(&records, &[Alg::ES256], s, &dir(), 150).unwrap().is_empty());
+        let records = [
+            record("a", KeyState::Active, 0),
+            record("p", KeyState::Pending, 100),
+        ];
+        assert!(
+            maintain(&records, &[Alg::ES256], s, &dir(), 150)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn rotate_now_retires_or_keeps_the_old_key_published() {
         let records = [record("a", KeyState::Active, 0)];
-        let keep = rotate(&records, Alg::ES256, RotateMode { now: true, retire_old: false }, &dir(), 5).unwrap();
-        assert_eq!(keep.first(), Some(&KeyChange::transition("a", KeyState::Retiring, 5)));
-        let drop = rotate(&records, Alg::ES256, RotateMode { now: true, retire_old: true }, &dir(), 5).unwrap();
-        assert_eq!(drop.first(), Some(&KeyChange::transition("a", KeyState::Retired, 5)));
+        let keep = rotate(
+            &records,
+            Alg::ES256,
+            RotateMode {
+                now: true,
+                retire_old: false,
+            },
+            &dir(),
+            5,
+        )
+        .unwrap();
+        assert_eq!(
+            keep.first(),
+            Some(&KeyChange::transition("a", KeyState::Retiring, 5))
+        );
+        let drop = rotate(
+            &records,
+            Alg::ES256,
+            RotateMode {
+                now: true,
+                retire_old: true,
+            },
+            &dir(),
+            5,
+        )
+        .unwrap();
+        assert_eq!(
+            drop.first(),
+            Some(&KeyChange::transition("a", KeyState::Retired, 5))
+        );
     }
 }

@@ -5,9 +5,9 @@
 use crate::app::App;
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::form::Params;
+use crate::oauth::resource;
 use crate::oauth::scope::{self, OPENID_SCOPES};
 use crate::oauth::token_endpoint::TokenResponse;
-use crate::oauth::resource;
 use crate::store::ClientRecord;
 use crate::token::jwt;
 
@@ -27,19 +27,29 @@ pub fn granted_scope(client: &ClientRecord, requested: Option<&str>) -> Result<S
     let scopes = scope::parse(requested).map_err(invalid)?;
     for s in &scopes {
         if OPENID_SCOPES.contains(&s.as_str()) {
-            return Err(invalid("OpenID Connect scopes need a signed-in user, not client credentials"));
+            return Err(invalid(
+                "OpenID Connect scopes need a signed-in user, not client credentials",
+            ));
         }
         if !client.metadata.scopes().any(|r| r == s) {
-            return Err(invalid("a requested scope is not registered for this client"));
+            return Err(invalid(
+                "a requested scope is not registered for this client",
+            ));
         }
     }
     Ok(scopes.join(" "))
 }
 
-pub fn grant(app: &App, client: &ClientRecord, params: &Params, now: i64) -> Result<TokenResponse, OAuthError> {
+pub fn grant(
+    app: &App,
+    client: &ClientRecord,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
     let scope = granted_scope(client, params.get("scope"))?;
     // (6) Resource indicators → `aud`.
-    let audience = jwt::Audience::from_list(resource::audiences(&app.config, &params.all("resource"))?);
+    let audience =
+        jwt::Audience::from_list(resource::audiences(&app.config, &params.all("resource"))?);
     // (7) Nothing more to check: the client authenticated and may use this grant.
     let ttl = app.config.access_token_ttl.as_secs();
     let access_token = jwt::mint_access_token(

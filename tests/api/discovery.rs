@@ -1,0 +1,111 @@
+//! Discovery documents, JWKS caching, health and metrics.
+
+use serde_json::Value;
+
+use crate::both;
+use crate::common::{Backend, spawn_app};
+
+async fn both_discovery_documents_are_the_same_and_name_only_what_works(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let get = |p: &'static str| app.http.get(format!("{}{p}", app.base)).send();
+    let oidc = get("/.well-known/openid-configuration").await.unwrap();
+    assert_eq!(oidc.headers()["access-control-allow-origin"], "*");
+    let oidc: Value = oidc.json().await.unwrap();
+    let oauth: Value = get("/.well-known/oauth-authorization-server")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(oidc, oauth);
+    assert_eq!(oidc["issuer"], app.base.as_str());
+    assert_eq!(oidc["token_endpoint"], format!("{}/token", app.base));
+    assert_eq!(
+        oidc["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
+    let methods = oidc["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap();
+    assert!(
+        !methods
+            .iter()
+            .any(|m| m == "none" || m == "private_key_jwt")
+    );
+}
+both!(both_discovery_documents_are_the_same_and_name_only_what_works);
+
+async fn the_jwks_is_cacheable_and_holds_only_public_parameters(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app
+        .http
+        .get(format!("{}/jwks", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+    let jwks: Value = r.json().await.unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    let k = &keys[0];
+    assert_eq!(
+        (k["kty"].as_str(), k["use"].as_str(), k["alg"].as_str()),
+        (Some("RSA"), Some("sig"), Some("RS256"))
+    );
+    assert!(k["n"].is_string() && k["e"] == "AQAB" && k["kid"].is_string());
+    for private in ["d", "p", "q", "dp", "dq", "qi"] {
+        assert!(k.get(private).is_none());
+    }
+}
+both!(the_jwks_is_cacheable_and_holds_only_public_parameters);
+
+async fn health_and_metrics_report_what_happened(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_eq!(
+        app.http
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.http
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (id, secret) = app.machine_client("api:read").await;
+    app.token_basic(&id, &secret, &[("grant_type", "client_credentials")])
+        .await;
+    app.token_basic(&id, "wrong", &[("grant_type", "client_credentials")])
+        .await;
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"tessera_tokens_issued_total{grant="client_credentials",alg="RS256"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("tessera_client_auth_failures_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"endpoint="/token",method="POST",status="401""#),
+        "{text}"
+    );
+    assert!(text.contains("tessera_db_pool_connections"), "{text}");
+}
+both!(health_and_metrics_report_what_happened);

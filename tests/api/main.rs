@@ -1,0 +1,16 @@
+//! Black-box tests over real HTTP, on SQLite and PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod common;
+
+mod admin;
+mod cli;
+mod discovery;
+mod keys;
+mod token;

@@ -1,0 +1,589 @@
+//! `POST /token` with the client-credentials grant, and every error row.
+
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::common::{Backend, TestApp, error_of, spawn_app, spawn_app_with, verify_jwt};
+
+async fn a_client_credentials_token_verifies_against_the_jwks(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let meta: Value = app
+        .http
+        .get(format!("{}/.well-known/openid-configuration", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["issuer"], app.base.as_str());
+    let jwks: Value = app
+        .http
+        .get(meta["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, secret) = app.machine_client("api:read api:write").await;
+
+    let r = app
+        .http
+        .post(meta["token_endpoint"].as_str().unwrap())
+        .basic_auth(&id, Some(&secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "api:write api:read api:write"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["pragma"], "no-cache");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert_eq!(body["scope"], "api:write api:read");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "client credentials never get a refresh token"
+    );
+
+    let (header, claims) = verify_jwt(
+        body["access_token"].as_str().unwrap(),
+        &jwks,
+        &app.base,
+        &app.base,
+        "at+jwt",
+    );
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    assert_eq!(claims["sub"], id.as_str());
+    assert_eq!(claims["client_id"], id.as_str());
+    assert_eq!(claims["scope"], "api:write api:read");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+    assert_eq!(claims["jti"].as_str().unwrap().len(), 22);
+    assert!(claims.get("auth_time").is_none());
+}
+both!(a_client_credentials_token_verifies_against_the_jwks);
+
+async fn es256_and_eddsa_access_tokens_verify_and_rs256_stays_published(backend: Backend) {
+    for alg in ["ES256", "EdDSA"] {
+        let app = spawn_app_with(backend, &[("TESSERA_ACCESS_TOKEN_ALG", alg)]).await;
+        let jwks = app.jwks().await;
+        let algs: Vec<_> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["alg"].as_str().unwrap())
+            .collect();
+        assert!(algs.contains(&"RS256") && algs.contains(&alg), "{algs:?}");
+        let (id, secret) = app.machine_client("api:read").await;
+        let body: Value = app
+            .token_basic(&id, &secret, &[("grant_type", "client_credentials")])
+            .await
+            .json()
+            .await
+            .unwrap();
+        let (header, _) = verify_jwt(
+            body["access_token"].as_str().unwrap(),
+            &jwks,
+            &app.base,
+            &app.base,
+            "at+jwt",
+        );
+        assert_eq!(format!("{:?}", header.alg), alg);
+    }
+}
+both!(es256_and_eddsa_access_tokens_verify_and_rs256_stays_published);
+
+async fn client_secret_post_and_no_scope_get_every_registered_non_openid_scope(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let c = app
+        .create_client(json!({
+            "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "client_secret_post",
+            "scope": "openid api:read api:write"
+        }))
+        .await;
+    let r = app
+        .http
+        .post(format!("{}/token", app.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", c["client_id"].as_str().unwrap()),
+            ("client_secret", c["client_secret"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["scope"], "api:read api:write");
+}
+both!(client_secret_post_and_no_scope_get_every_registered_non_openid_scope);
+
+async fn resources_become_the_audience(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[(
+            "TESSERA_RESOURCES",
+            "https://api.example.com/,https://billing.example.com",
+        )],
+    )
+    .await;
+    let (id, secret) = app.machine_client("api:read").await;
+    let jwks = app.jwks().await;
+    let body: Value = app
+        .token_basic(
+            &id,
+            &secret,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "https://api.example.com"),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (_, claims) = verify_jwt(
+        body["access_token"].as_str().unwrap(),
+        &jwks,
+        &app.base,
+        "https://api.example.com/",
+        "at+jwt",
+    );
+    assert_eq!(claims["aud"], "https://api.example.com/");
+
+    let r = app
+        .http
+        .post(format!("{}/token", app.base))
+        .basic_auth(&id, Some(&secret))
+        .body("grant_type=client_credentials&resource=https%3A%2F%2Fapi.example.com%2F&resource=https%3A%2F%2Fbilling.example.com")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let (_, claims) = verify_jwt(
+        body["access_token"].as_str().unwrap(),
+        &jwks,
+        &app.base,
+        "https://billing.example.com",
+        "at+jwt",
+    );
+    assert_eq!(
+        claims["aud"],
+        json!(["https://api.example.com/", "https://billing.example.com"])
+    );
+}
+both!(resources_become_the_audience);
+
+struct Case {
+    name: &'static str,
+    status: u16,
+    error: &'static str,
+    basic_challenge: bool,
+}
+
+/// Sends one malformed request; `id`/`secret` are a working machine client,
+/// `code_id`/`code_secret` a confidential authorization-code client.
+async fn send_case(
+    app: &TestApp,
+    name: &str,
+    id: &str,
+    secret: &str,
+    code_id: &str,
+    code_secret: &str,
+) -> reqwest::Response {
+    let url = format!("{}/token", app.base);
+    let form = "application/x-www-form-urlencoded";
+    let h = &app.http;
+    match name {
+        "json body" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .json(&json!({"grant_type": "client_credentials"}))
+            .send(),
+        "no content type" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .body("grant_type=client_credentials")
+            .send(),
+        "repeated scope" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .header("content-type", form)
+            .body("grant_type=client_credentials&scope=api:read&scope=api:read")
+            .send(),
+        "repeated grant_type" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .header("content-type", form)
+            .body("grant_type=client_credentials&grant_type=client_credentials")
+            .send(),
+        "missing grant_type" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .form(&[("scope", "api:read")])
+            .send(),
+        "no client authentication" => h
+            .post(&url)
+            .form(&[("grant_type", "client_credentials")])
+            .send(),
+        "wrong secret with basic" => h
+            .post(&url)
+            .basic_auth(id, Some("wrong"))
+            .form(&[("grant_type", "client_credentials")])
+            .send(),
+        "unknown client with basic" => h
+            .post(&url)
+            .basic_auth("nobody", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send(),
+        "malformed basic" => h
+            .post(&url)
+            .header("authorization", "Basic !!!")
+            .form(&[("grant_type", "client_credentials")])
+            .send(),
+        "wrong secret in the body" => h
+            .post(&url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", code_id),
+                ("client_secret", "wrong"),
+            ])
+            .send(),
+        "post for a basic client" => h
+            .post(&url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .send(),
+        "basic and a body secret" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_secret", secret),
+            ])
+            .send(),
+        "basic id differs from body client_id" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("client_id", code_id)])
+            .send(),
+        "bad secret and unknown grant" => h
+            .post(&url)
+            .basic_auth(id, Some("wrong"))
+            .form(&[("grant_type", "urn:x")])
+            .send(),
+        "unknown grant_type" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "password")])
+            .send(),
+        "grant not registered" => h
+            .post(&url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", code_id),
+                ("client_secret", code_secret),
+            ])
+            .send(),
+        "unregistered scope" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", "api:admin")])
+            .send(),
+        "openid scope" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", "openid")])
+            .send(),
+        "malformed scope" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "api:read \"x\""),
+            ])
+            .send(),
+        "bad scope and bad resource" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "nope"),
+                ("resource", "https://evil.example"),
+            ])
+            .send(),
+        "unknown resource" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("resource", "https://evil.example"),
+            ])
+            .send(),
+        "relative resource" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("resource", "/api")])
+            .send(),
+        "resource with a fragment" => h
+            .post(&url)
+            .basic_auth(id, Some(secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("resource", &format!("{}#x", app.base)),
+            ])
+            .send(),
+        other => panic!("no case {other}"),
+    }
+    .await
+    .unwrap()
+}
+
+async fn every_bad_token_request_gets_its_rfc_error(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (id, secret) = app.machine_client("api:read").await;
+    let code = app.create_client(json!({"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "client_secret_post"})).await;
+    let (code_id, code_secret) = (
+        code["client_id"].as_str().unwrap(),
+        code["client_secret"].as_str().unwrap(),
+    );
+    let cases = [
+        Case {
+            name: "json body",
+            status: 400,
+            error: "invalid_request",
+            basic_challenge: false,
+        },
+        Case {
+            name: "no content type",
+            status: 400,
+            error: "invalid_request",
+            basic_challenge: false,
+        },
+        Case {
+            name: "repeated scope",
+            status: 400,
+            error: "invalid_request",
+            basic_challenge: false,
+        },
+        Case {
+            name: "repeated grant_type",
+            status: 400,
+            error: "invalid_request",
+            basic_challenge: false,
+        },
+        Case {
+            name: "missing grant_type",
+            status: 400,
+            error: "invalid_request",
+            basic_challenge: false,
+        },
+        Case {
+            name: "no client authentication",
+            status: 401,
+            error: "invalid_client",
+            basic_challenge: false,
+        },
+        Case {
+            name: "wrong secret with basic",
+            status: 401,
+            error: "invalid_client",
+            basic_challenge: true,
+        },
+        Case {
+            name: "unknown client with basic",
+            status: 401,
+            error: "invalid_client",
+            basic_challenge: true,
+        },
+        Case {
+            name: "malformed basic",
+            status: 401,
+            error: "invalid_client",
+            basic_challenge: true,
+        },
+        Case {
+            name: "wrong secret in the body",
+            status: 401,
+            error: "invalid_client",
+            basic_challenge: false,
+        },
+        Case {
+            name: "post for a basic client",
+            status: 401,
+            error: "invalid_client",
+            basic_challenge: false,
+        },
+        Case {
+            name: "basic and a body secret",
+            status: 400,
+            error: "invalid_request",
+            basic_challenge: false,
+        },
+        Case {
+            name: "basic id differs from body client_id",
+            status: 400,
+            error: "invalid_request",
+            basic_challenge: false,
+        },
+        Case {
+            name: "bad secret and unknown grant",
+            status: 401,
+            error: "invalid_client",
+            basic_challenge: true,
+        },
+        Case {
+            name: "unknown grant_type",
+            status: 400,
+            error: "unsupported_grant_type",
+            basic_challenge: false,
+        },
+        Case {
+            name: "grant not registered",
+            status: 400,
+            error: "unauthorized_client",
+            basic_challenge: false,
+        },
+        Case {
+            name: "unregistered scope",
+            status: 400,
+            error: "invalid_scope",
+            basic_challenge: false,
+        },
+        Case {
+            name: "openid scope",
+            status: 400,
+            error: "invalid_scope",
+            basic_challenge: false,
+        },
+        Case {
+            name: "malformed scope",
+            status: 400,
+            error: "invalid_scope",
+            basic_challenge: false,
+        },
+        Case {
+            name: "bad scope and bad resource",
+            status: 400,
+            error: "invalid_scope",
+            basic_challenge: false,
+        },
+        Case {
+            name: "unknown resource",
+            status: 400,
+            error: "invalid_target",
+            basic_challenge: false,
+        },
+        Case {
+            name: "relative resource",
+            status: 400,
+            error: "invalid_target",
+            basic_challenge: false,
+        },
+        Case {
+            name: "resource with a fragment",
+            status: 400,
+            error: "invalid_target",
+            basic_challenge: false,
+        },
+    ];
+    for case in cases {
+        let r = send_case(&app, case.name, &id, &secret, code_id, code_secret).await;
+        let (status, error, headers) = error_of(r).await;
+        assert_eq!(
+            (status, error.as_str()),
+            (case.status, case.error),
+            "{}",
+            case.name
+        );
+        assert_eq!(headers["cache-control"], "no-store", "{}", case.name);
+        let challenge = headers
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            challenge
+                .as_deref()
+                .is_some_and(|c| c.starts_with("Basic realm=")),
+            case.basic_challenge,
+            "{}: {challenge:?}",
+            case.name
+        );
+    }
+    // The working client still works: nothing above changed it.
+    assert_eq!(
+        app.token_basic(&id, &secret, &[("grant_type", "client_credentials")])
+            .await
+            .status(),
+        200
+    );
+}
+both!(every_bad_token_request_gets_its_rfc_error);
+
+async fn an_oversized_body_is_refused_with_413(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (id, secret) = app.machine_client("api:read").await;
+    let big = format!(
+        "grant_type=client_credentials&pad={}",
+        "x".repeat(70 * 1024)
+    );
+    let r = app
+        .http
+        .post(format!("{}/token", app.base))
+        .basic_auth(&id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+}
+both!(an_oversized_body_is_refused_with_413);
+
+async fn browsers_from_registered_origins_may_call_the_token_endpoint(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_client(
+        json!({"redirect_uris": ["https://spa.example/cb"], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, format!("{}/token", app.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let ok = preflight("https://spa.example").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://spa.example"
+    );
+    assert!(
+        ok.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let jwks = app
+        .http
+        .get(format!("{}/jwks", app.base))
+        .header("origin", "https://any.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.headers()["access-control-allow-origin"], "*");
+}
+both!(browsers_from_registered_origins_may_call_the_token_endpoint);
