@@ -9,16 +9,18 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+// Labels borrow `'static` strings so that counting a request allocates
+// nothing: endpoints are route templates (a fixed set), interned once.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    endpoint: String,
-    method: String,
-    status: String,
+    endpoint: &'static str,
+    method: &'static str,
+    status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabels {
-    endpoint: String,
+    endpoint: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,6 +43,7 @@ pub struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     client_auth_failures: Counter,
     pool: Family<PoolLabels, Gauge>,
+    endpoints: std::sync::RwLock<std::collections::HashMap<String, &'static str>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -88,23 +91,50 @@ impl Default for Metrics {
             tokens,
             client_auth_failures,
             pool,
+            endpoints: Default::default(),
         }
     }
 }
 
+/// The label for an HTTP method: the standard ones, or `other`.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
+/// Route templates are bounded by the router, so interning them leaks a
+/// fixed, small amount of memory once; anything past the bound is `other`.
+const MAX_ENDPOINTS: usize = 64;
+
 impl Metrics {
+    fn intern(&self, endpoint: &str) -> &'static str {
+        if let Ok(map) = self.endpoints.read() {
+            if let Some(e) = map.get(endpoint) {
+                return e;
+            }
+        }
+        let Ok(mut map) = self.endpoints.write() else {
+            return "other";
+        };
+        if map.len() >= MAX_ENDPOINTS {
+            return "other";
+        }
+        let leaked: &'static str = Box::leak(endpoint.to_owned().into_boxed_str());
+        map.insert(endpoint.to_owned(), leaked);
+        leaked
+    }
+
     pub fn request(&self, endpoint: &str, method: &str, status: u16, seconds: f64) {
+        let endpoint = self.intern(endpoint);
         self.requests
             .get_or_create(&RequestLabels {
-                endpoint: endpoint.to_owned(),
-                method: method.to_owned(),
-                status: status.to_string(),
+                endpoint,
+                method: method_label(method),
+                status,
             })
             .inc();
         self.latency
-            .get_or_create(&EndpointLabels {
-                endpoint: endpoint.to_owned(),
-            })
+            .get_or_create(&EndpointLabels { endpoint })
             .observe(seconds);
     }
 

@@ -13,11 +13,8 @@ use crate::app::AppState;
 
 pub async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let endpoint = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
+    let endpoint = request.extensions().get::<MatchedPath>().cloned();
+    let endpoint = endpoint.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = request.method().clone();
     let mut response = next.run(request).await;
     let status = response.status();
@@ -28,7 +25,7 @@ pub async fn observe(State(app): State<AppState>, request: Request, next: Next) 
         status.as_u16(),
         elapsed.as_secs_f64(),
     );
-    tracing::debug!(%method, endpoint, status = status.as_u16(), micros = elapsed.as_micros() as u64, "request");
+    tracing::debug!(%method, endpoint = endpoint, status = status.as_u16(), micros = elapsed.as_micros() as u64, "request");
     response.headers_mut().insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -20,8 +20,12 @@ use crate::oauth::token_endpoint::{self, SUPPORTED_GRANTS};
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(app: AppState) -> Router {
+    let cache_control = public_cache_control(&app);
     let documents = Router::new()
-        .route("/jwks", get(jwks))
+        .route(
+            "/jwks",
+            get(move |State(app): State<AppState>| jwks(app, cache_control.clone())),
+        )
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/oauth-authorization-server", get(discovery))
         .layer(cors::public_documents());
@@ -67,23 +71,28 @@ async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> 
 }
 
 /// RFC 7517 §5: the JWK Set, serialized once per key change and served from memory.
-async fn jwks(State(app): State<AppState>) -> Response {
-    let body = app.keys.current().jwks.clone();
-    let cache = format!("public, max-age={}", app.config.jwks_max_age.as_secs());
+async fn jwks(app: AppState, cache_control: HeaderValue) -> Response {
     (
         [
             (
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache")),
-            ),
+            (header::CACHE_CONTROL, cache_control),
         ],
-        body,
+        app.keys.current().jwks.clone(),
     )
         .into_response()
+}
+
+/// `Cache-Control` of the public documents: as long as a pending key waits
+/// before signing (`TESSERA_JWKS_MAX_AGE`), so every cache sees a new key first.
+fn public_cache_control(app: &App) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "public, max-age={}",
+        app.config.jwks_max_age.as_secs()
+    ))
+    .unwrap_or(HeaderValue::from_static("no-cache"))
 }
 
 /// The authorization server metadata (RFC 8414 §2, OIDC Discovery §3): one
@@ -107,10 +116,9 @@ pub fn metadata(app: &App) -> serde_json::Value {
 
 async fn discovery(State(app): State<AppState>) -> Response {
     let mut response = axum::Json(metadata(&app)).into_response();
-    let cache = format!("public, max-age={}", app.config.jwks_max_age.as_secs());
-    if let Ok(v) = HeaderValue::from_str(&cache) {
-        response.headers_mut().insert(header::CACHE_CONTROL, v);
-    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, public_cache_control(&app));
     response
 }
 
