@@ -79,7 +79,9 @@ impl App {
             let dir = dir.clone();
             tokio::task::spawn_blocking(move || KeySet::build(&dir, records)).await??
         };
-        let verifier = tokio::task::spawn_blocking(SecretVerifier::new).await??;
+        let failures_per_minute = config.rate_limit_failed_auth;
+        let verifier =
+            tokio::task::spawn_blocking(move || SecretVerifier::new(failures_per_minute)).await??;
         Ok(Self {
             store,
             keys: Keys::new(dir, set),

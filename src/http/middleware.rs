@@ -20,7 +20,7 @@ pub async fn observe(State(app): State<AppState>, request: Request, next: Next) 
     let status = response.status();
     let elapsed = start.elapsed();
     app.metrics.request(
-        &endpoint,
+        endpoint,
         method.as_str(),
         status.as_u16(),
         elapsed.as_secs_f64(),

@@ -209,10 +209,78 @@ pub struct SecretVerifier {
     /// Requests allowed to wait for a worker; past it, 503.
     queue: Arc<Semaphore>,
     dummy_hash: String,
+    failures: FailureLimiter,
+}
+
+/// `TESSERA_RATE_LIMIT_FAILED_AUTH`: a token bucket of failed
+/// authentications per client id, `per_minute` deep, refilling at
+/// `per_minute` a minute. Bounded in size: full buckets are dropped first.
+struct FailureLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+const LIMITER_CAPACITY: usize = 100_000;
+
+impl FailureLimiter {
+    fn level(&self, tokens: f64, since: Instant, now: Instant) -> f64 {
+        let rate = f64::from(self.per_minute) / 60.0;
+        (tokens + now.saturating_duration_since(since).as_secs_f64() * rate)
+            .min(f64::from(self.per_minute))
+    }
+
+    fn check(&self, client_id: &str, now: Instant) -> Result<(), OAuthError> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let Ok(buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let Some((tokens, since)) = buckets.get(client_id) else {
+            return Ok(());
+        };
+        let level = self.level(*tokens, *since, now);
+        if level >= 1.0 {
+            return Ok(());
+        }
+        let wait = ((1.0 - level) * 60.0 / f64::from(self.per_minute))
+            .ceil()
+            .max(1.0);
+        Err(OAuthError {
+            retry_after: Some(wait as u64),
+            ..OAuthError::new(
+                crate::error::ErrorCode::TemporarilyUnavailable,
+                "too many failed authentications for this client; retry later",
+            )
+        })
+    }
+
+    fn record(&self, client_id: &str, now: Instant) {
+        if self.per_minute == 0 {
+            return;
+        }
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return;
+        };
+        if buckets.len() >= LIMITER_CAPACITY && !buckets.contains_key(client_id) {
+            let full = f64::from(self.per_minute);
+            buckets.retain(|_, (t, since)| self.level(*t, *since, now) < full);
+            if buckets.len() >= LIMITER_CAPACITY {
+                buckets.clear();
+            }
+        }
+        let (tokens, since) = buckets
+            .get(client_id)
+            .copied()
+            .unwrap_or((f64::from(self.per_minute), now));
+        let level = self.level(tokens, since, now);
+        buckets.insert(client_id.to_owned(), ((level - 1.0).max(0.0), now));
+    }
 }
 
 impl SecretVerifier {
-    pub fn new() -> anyhow::Result<Self> {
+    /// `failures_per_minute`: `TESSERA_RATE_LIMIT_FAILED_AUTH` (0 = off).
+    pub fn new(failures_per_minute: u32) -> anyhow::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let dummy = Secret::new(crate::secret::random_token(32));
         Ok(Self {
@@ -224,6 +292,10 @@ impl SecretVerifier {
             workers: Arc::new(Semaphore::new(cores)),
             queue: Arc::new(Semaphore::new(cores * 16)),
             dummy_hash: hash_secret_blocking(&dummy)?,
+            failures: FailureLimiter {
+                per_minute: failures_per_minute,
+                buckets: Mutex::new(HashMap::new()),
+            },
         })
     }
 
@@ -262,7 +334,11 @@ impl SecretVerifier {
         cache.insert(key, Instant::now());
     }
 
-    /// Whether `secret` matches the stored hash. Errors only when overloaded.
+    /// Whether `secret` matches the stored hash. A secret already verified
+    /// is accepted even while the client's failure budget is spent, so an
+    /// attacker guessing secrets cannot lock a working client out; any other
+    /// attempt then gets 429 until the budget refills. Errors when overloaded
+    /// or throttled.
     pub async fn verify(
         &self,
         client_id: &str,
@@ -273,11 +349,14 @@ impl SecretVerifier {
         if self.cached(&key) {
             return Ok(true);
         }
+        self.failures.check(client_id, Instant::now())?;
         let ok = self
             .run_argon(hash.to_owned(), secret.expose_secret().to_owned())
             .await?;
         if ok {
             self.remember(key);
+        } else {
+            self.failures.record(client_id, Instant::now());
         }
         Ok(ok)
     }
@@ -361,7 +440,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_verified_secret_is_cached_and_a_wrong_one_never_is() {
-        let v = SecretVerifier::new().unwrap();
+        let v = SecretVerifier::new(20).unwrap();
         let secret = Secret::new("right".into());
         let hash = hash_secret_blocking(&secret).unwrap();
         assert!(v.verify("c", &hash, &secret).await.unwrap());
@@ -372,5 +451,24 @@ mod tests {
         // Another stored hash (a rotation) misses the cache.
         let rotated = hash_secret_blocking(&Secret::new("new".into())).unwrap();
         assert!(!v.verify("c", &rotated, &secret).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn past_the_failure_budget_only_a_known_good_secret_gets_in() {
+        let v = SecretVerifier::new(2).unwrap();
+        let good = Secret::new("good".into());
+        let hash = hash_secret_blocking(&good).unwrap();
+        assert!(v.verify("c", &hash, &good).await.unwrap());
+        let wrong = Secret::new("wrong".into());
+        assert!(!v.verify("c", &hash, &wrong).await.unwrap());
+        assert!(!v.verify("c", &hash, &wrong).await.unwrap());
+        let throttled = v.verify("c", &hash, &wrong).await.unwrap_err();
+        assert!(throttled.retry_after.is_some_and(|s| (1..=30).contains(&s)));
+        assert!(
+            v.verify("c", &hash, &good).await.unwrap(),
+            "the cached good secret still works"
+        );
+        // Another client is not affected.
+        assert!(!v.verify("d", &hash, &wrong).await.unwrap());
     }
 }

@@ -587,3 +587,28 @@ async fn browsers_from_registered_origins_may_call_the_token_endpoint(backend: B
     assert_eq!(jwks.headers()["access-control-allow-origin"], "*");
 }
 both!(browsers_from_registered_origins_may_call_the_token_endpoint);
+
+async fn failed_authentications_are_throttled_without_locking_out_the_real_client(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, &[("TESSERA_RATE_LIMIT_FAILED_AUTH", "3")]).await;
+    let (id, secret) = app.machine_client("api:read").await;
+    let form = [("grant_type", "client_credentials")];
+    assert_eq!(app.token_basic(&id, &secret, &form).await.status(), 200);
+    for _ in 0..3 {
+        assert_eq!(app.token_basic(&id, "guess", &form).await.status(), 401);
+    }
+    let r = app.token_basic(&id, "guess", &form).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    // The secret already verified keeps working.
+    assert_eq!(app.token_basic(&id, &secret, &form).await.status(), 200);
+}
+both!(failed_authentications_are_throttled_without_locking_out_the_real_client);
