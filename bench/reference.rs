@@ -25,10 +25,11 @@ use tessera::token::keys::SigningKey;
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("sign") => sign(&args[2], &args[3], &args[4], &args[5]).await,
-        Some("jwks") => jwks(&args[2], &args[3]).await,
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["sign", key, alg, addr, issuer] => sign(key, alg, addr, issuer).await,
+        ["jwks", file, addr] => jwks(file, addr).await,
         _ => {
             eprintln!("usage: bench-reference sign KEY.pem ALG ADDR ISSUER | jwks FILE ADDR");
             std::process::exit(2);
