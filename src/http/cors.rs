@@ -4,17 +4,32 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderValue, Method, header};
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::IntoResponse;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::AppState;
 
-/// Anyone may read public keys and metadata.
-pub fn public_documents() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET])
-        .max_age(Duration::from_secs(86_400))
+/// Anyone may read public keys and metadata. The answer does not depend on
+/// the origin, so a fixed header does (no `Vary`, nothing computed per
+/// request on the hottest path); `preflight` answers the rare `OPTIONS`.
+pub fn public_documents() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    )
+}
+
+pub async fn preflight() -> impl IntoResponse {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "*"),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
+    )
 }
 
 /// The registered redirect-URI origins, re-read every few seconds.

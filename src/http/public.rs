@@ -24,10 +24,17 @@ pub fn router(app: AppState) -> Router {
     let documents = Router::new()
         .route(
             "/jwks",
-            get(move |State(app): State<AppState>| jwks(app, cache_control.clone())),
+            get(move |State(app): State<AppState>| jwks(app, cache_control.clone()))
+                .options(cors::preflight),
         )
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/.well-known/oauth-authorization-server", get(discovery))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery).options(cors::preflight),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery).options(cors::preflight),
+        )
         .layer(cors::public_documents());
     let cors_origins = Arc::new(cors::OriginCache::default());
     let api = Router::new()

@@ -331,8 +331,10 @@ impl Keys {
         }
     }
 
-    pub fn current(&self) -> Arc<KeySet> {
-        self.current.load_full()
+    /// The current set. A guard, not an `Arc` clone: readers on the hot
+    /// path do not contend on a shared reference count.
+    pub fn current(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.current.load()
     }
 
     pub fn dir(&self) -> &KeyDir {
