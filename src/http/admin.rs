@@ -111,6 +111,15 @@ fn op_error(e: ClientOpError) -> Response {
     }
 }
 
+/// A client view that may carry a fresh secret: never cached.
+fn with_secret(status: StatusCode, view: clients::ClientView) -> Response {
+    let mut response = (status, axum::Json(view)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// The body as RFC 7591 metadata; malformed JSON is `invalid_client_metadata`.
 fn metadata(body: &Bytes) -> Result<MetadataRequest, ClientOpError> {
     serde_json::from_slice(body).map_err(|e| {
@@ -130,11 +139,7 @@ async fn create_client(State(app): State<AppState>, body: Bytes) -> Response {
     match result {
         Ok(view) => {
             tracing::info!(client_id = %view.client_id, "client created");
-            let mut response = (StatusCode::CREATED, axum::Json(view)).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
+            with_secret(StatusCode::CREATED, view)
         }
         Err(e) => op_error(e),
     }
@@ -204,11 +209,7 @@ async fn replace_client(
     match result {
         Ok(view) => {
             tracing::info!(client_id = %client_id, "client replaced");
-            let mut response = axum::Json(view).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
+            with_secret(StatusCode::OK, view)
         }
         Err(e) => op_error(e),
     }
@@ -233,11 +234,7 @@ async fn rotate_secret(State(app): State<AppState>, Path(client_id): Path<String
     match result {
         Ok(view) => {
             tracing::info!(client_id = %client_id, "client secret rotated");
-            let mut response = axum::Json(view).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
+            with_secret(StatusCode::OK, view)
         }
         Err(e) => op_error(e),
     }

@@ -7,6 +7,8 @@
 use sqlx::FromRow;
 
 use super::{ClientRecord, KeyRecord, KeyState, StoreError};
+use crate::oauth::client::ClientMetadata;
+use crate::token::Alg;
 
 #[derive(FromRow)]
 pub(super) struct ClientRow {
@@ -66,6 +68,45 @@ impl TryFrom<KeyRow> for KeyRecord {
             retired_at: row.retired_at,
         })
     }
+}
+
+fn parse_metadata(rows: Vec<(String,)>) -> Result<Vec<ClientMetadata>, StoreError> {
+    rows.into_iter()
+        .map(|(m,)| {
+            serde_json::from_str(&m)
+                .map_err(|e| StoreError::Corrupt(format!("client metadata: {e}")))
+        })
+        .collect()
+}
+
+/// Distinct `id_token_signed_response_alg` values, from every client's metadata.
+pub(super) fn id_token_algs(rows: Vec<(String,)>) -> Result<Vec<Alg>, StoreError> {
+    let mut algs = Vec::new();
+    for m in parse_metadata(rows)? {
+        if !algs.contains(&m.id_token_signed_response_alg) {
+            algs.push(m.id_token_signed_response_alg);
+        }
+    }
+    Ok(algs)
+}
+
+/// The web origins of every client's redirect URIs (private-use schemes have none).
+pub(super) fn redirect_origins(rows: Vec<(String,)>) -> Result<Vec<String>, StoreError> {
+    let mut origins = Vec::new();
+    for m in parse_metadata(rows)? {
+        for uri in &m.redirect_uris {
+            let Ok(url) = url::Url::parse(uri) else {
+                continue;
+            };
+            if matches!(url.scheme(), "http" | "https") {
+                let origin = url.origin().ascii_serialization();
+                if !origins.contains(&origin) {
+                    origins.push(origin);
+                }
+            }
+        }
+    }
+    Ok(origins)
 }
 
 pub(super) const SELECT_CLIENT: &str =
@@ -170,40 +211,13 @@ macro_rules! shared_store_impl {
             }
 
             async fn client_id_token_algs(&self) -> $crate::store::StoreResult<Vec<$crate::token::Alg>> {
-                let rows: Vec<(String,)> = sqlx::query_as("SELECT metadata FROM clients")
-                    .fetch_all(&self.pool)
-                    .await?;
-                let mut algs = Vec::new();
-                for (metadata,) in rows {
-                    let m: $crate::oauth::client::ClientMetadata = serde_json::from_str(&metadata)
-                        .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))?;
-                    if !algs.contains(&m.id_token_signed_response_alg) {
-                        algs.push(m.id_token_signed_response_alg);
-                    }
-                }
-                Ok(algs)
+                let rows: Vec<(String,)> = sqlx::query_as("SELECT metadata FROM clients").fetch_all(&self.pool).await?;
+                $crate::store::sql::id_token_algs(rows)
             }
 
             async fn redirect_origins(&self) -> $crate::store::StoreResult<Vec<String>> {
-                let rows: Vec<(String,)> = sqlx::query_as("SELECT metadata FROM clients")
-                    .fetch_all(&self.pool)
-                    .await?;
-                let mut origins = Vec::new();
-                for (metadata,) in rows {
-                    let m: $crate::oauth::client::ClientMetadata = serde_json::from_str(&metadata)
-                        .map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))?;
-                    for uri in &m.redirect_uris {
-                        if let Ok(url) = url::Url::parse(uri) {
-                            if matches!(url.scheme(), "http" | "https") {
-                                let origin = url.origin().ascii_serialization();
-                                if !origins.contains(&origin) {
-                                    origins.push(origin);
-                                }
-                            }
-                        }
-                    }
-                }
-                Ok(origins)
+                let rows: Vec<(String,)> = sqlx::query_as("SELECT metadata FROM clients").fetch_all(&self.pool).await?;
+                $crate::store::sql::redirect_origins(rows)
             }
 
             async fn list_keys(&self) -> $crate::store::StoreResult<Vec<$crate::store::KeyRecord>> {
