@@ -115,8 +115,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         millis = started.elapsed().as_millis() as u64,
         "tessera is serving"
     );
-    if app.config.admin_token.is_none() {
-        tracing::warn!("TESSERA_ADMIN_TOKEN is unset: the admin API answers 401 to everything");
+    match &app.config.admin_token {
+        None => {
+            tracing::warn!("TESSERA_ADMIN_TOKEN is unset: the admin API answers 401 to everything")
+        }
+        Some(t) if t.expose_secret().len() < 32 => {
+            tracing::warn!(
+                "TESSERA_ADMIN_TOKEN is short: use at least 32 random characters (openssl rand -base64 32)"
+            )
+        }
+        Some(_) => {}
     }
     run(app, public, admin, shutdown_signal()).await
 }
