@@ -35,6 +35,8 @@ pub struct App {
     pub verifier: SecretVerifier,
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
+    /// The upstream OpenID provider; `None` when no upstream client is configured.
+    pub upstream: Option<Arc<crate::upstream::Upstream>>,
     /// Algorithms Tessera signs with: RS256, the access-token algorithm, and
     /// any a registered client asked for its ID tokens.
     pub signing_algs: Vec<Alg>,
@@ -82,7 +84,9 @@ impl App {
         let failures_per_minute = config.rate_limit_failed_auth;
         let verifier =
             tokio::task::spawn_blocking(move || SecretVerifier::new(failures_per_minute)).await??;
+        let upstream = crate::upstream::Upstream::from_config(&config)?.map(Arc::new);
         Ok(Self {
+            upstream,
             store,
             keys: Keys::new(dir, set),
             clients: ClientCache::default(),

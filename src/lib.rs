@@ -25,3 +25,5 @@ pub mod serve;
 pub mod store;
 /// Signing keys, rotation, JWKS and JWTs.
 pub mod token;
+/// Tessera as an OpenID Connect client of its upstream (Google).
+pub mod upstream;

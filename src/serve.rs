@@ -30,6 +30,10 @@ pub async fn run(
     };
 
     let maintenance = tokio::spawn(maintain_keys(app.clone(), stopped(stop_rx.clone())));
+    let discovery = app
+        .upstream
+        .clone()
+        .map(crate::upstream::Upstream::spawn_discovery);
     let public_server = axum::serve(public, crate::http::public::router(state.clone()))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     let admin_server = axum::serve(admin, crate::http::admin::router(state))
@@ -37,6 +41,9 @@ pub async fn run(
     let (public_result, admin_result) =
         tokio::join!(public_server.into_future(), admin_server.into_future());
     maintenance.abort();
+    if let Some(d) = discovery {
+        d.abort();
+    }
     public_result?;
     admin_result?;
     Ok(())

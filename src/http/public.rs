@@ -140,13 +140,21 @@ async fn healthz(State(app): State<AppState>) -> Response {
     }
 }
 
-/// Also every signing key loaded.
+/// Also every signing key loaded and, when an upstream is configured, its
+/// discovery document read (retried in the background until it is).
 async fn readyz(State(app): State<AppState>) -> Response {
     if app.store.ping().await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response();
     }
     if !app.keys.current().has_all_signers(&app.signing_algs) {
         return (StatusCode::SERVICE_UNAVAILABLE, "signing keys not loaded\n").into_response();
+    }
+    if app.upstream.as_ref().is_some_and(|u| !u.is_ready()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream discovery not done yet\n",
+        )
+            .into_response();
     }
     (StatusCode::OK, "ready\n").into_response()
 }

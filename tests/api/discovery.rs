@@ -109,3 +109,49 @@ async fn health_and_metrics_report_what_happened(backend: Backend) {
     assert!(text.contains("tessera_db_pool_connections"), "{text}");
 }
 both!(health_and_metrics_report_what_happened);
+
+async fn readiness_waits_for_upstream_discovery(backend: Backend) {
+    let down = crate::common::spawn_app_with(
+        backend,
+        &[
+            ("TESSERA_GOOGLE_ISSUER", "http://127.0.0.1:9"),
+            ("TESSERA_GOOGLE_CLIENT_ID", "x"),
+            ("TESSERA_GOOGLE_CLIENT_SECRET", "y"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        down.http
+            .get(format!("{}/healthz", down.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        down.http
+            .get(format!("{}/readyz", down.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+
+    let idp = crate::common::fake_idp::FakeIdp::start().await;
+    let vars = idp.vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let up = crate::common::spawn_app_with(backend, &vars).await;
+    up.eventually(|| async {
+        up.http
+            .get(format!("{}/readyz", up.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+}
+both!(readiness_waits_for_upstream_discovery);

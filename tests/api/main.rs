@@ -14,3 +14,4 @@ mod cli;
 mod discovery;
 mod keys;
 mod token;
+mod upstream;

@@ -11,6 +11,8 @@ use tessera::app::{App, SystemClock};
 use tessera::config::Config;
 use tokio::net::TcpListener;
 
+pub mod fake_idp;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
