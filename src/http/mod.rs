@@ -2,6 +2,7 @@
 //! crypto). `public` is the OAuth/OIDC surface, `admin` the admin API.
 
 pub mod admin;
+mod browser;
 mod cors;
 mod middleware;
 pub mod public;

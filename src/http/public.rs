@@ -39,10 +39,17 @@ pub fn router(app: AppState) -> Router {
     let cors_origins = Arc::new(cors::OriginCache::default());
     let api = Router::new()
         .route("/token", post(token))
+        .route("/userinfo", get(userinfo).post(userinfo))
         .layer(cors::registered_origins(app.clone(), cors_origins));
     Router::new()
         .merge(documents)
         .merge(api)
+        .route(
+            "/authorize",
+            get(super::browser::authorize).post(super::browser::authorize),
+        )
+        .route("/callback/google", get(super::browser::callback))
+        .route("/consent", post(super::browser::consent))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -75,6 +82,79 @@ async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// OIDC Core §5.3: the signed-in user's claims, by the token's scopes.
+/// RFC 6750 §2: the token in the header, or (POST) the form body; never
+/// the query string.
+async fn userinfo(
+    State(app): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use crate::oauth::userinfo::{self as ui, BearerError};
+    let form;
+    let form_token = if method == axum::http::Method::POST
+        && form::is_form(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))
+    {
+        form = Params::parse(&body).ok();
+        form.as_ref().and_then(|f| f.get("access_token"))
+    } else {
+        None
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let result = match ui::bearer(authorization, form_token) {
+        Ok(token) => ui::userinfo(&app, token).await,
+        Err(e) => Err(e),
+    };
+    let (status, challenge, description) = match result {
+        Ok(claims) => {
+            let mut r = axum::Json(claims).into_response();
+            no_store(r.headers_mut());
+            return r;
+        }
+        Err(BearerError::Internal(e)) => return e.into_response(),
+        Err(BearerError::Missing) => (
+            StatusCode::UNAUTHORIZED,
+            "Bearer realm=\"tessera\"".to_owned(),
+            None,
+        ),
+        Err(BearerError::Request(d)) => (
+            StatusCode::BAD_REQUEST,
+            "Bearer realm=\"tessera\", error=\"invalid_request\"".to_owned(),
+            Some(d),
+        ),
+        Err(BearerError::Token(d)) => (
+            StatusCode::UNAUTHORIZED,
+            format!("Bearer realm=\"tessera\", error=\"invalid_token\", error_description=\"{d}\""),
+            Some(d),
+        ),
+        Err(BearerError::Scope) => (
+            StatusCode::FORBIDDEN,
+            "Bearer realm=\"tessera\", error=\"insufficient_scope\", scope=\"openid\"".to_owned(),
+            Some("the token was not granted the openid scope"),
+        ),
+    };
+    let body = match (&description, status) {
+        (Some(d), StatusCode::BAD_REQUEST) => {
+            json!({"error": "invalid_request", "error_description": d})
+        }
+        (Some(d), StatusCode::FORBIDDEN) => {
+            json!({"error": "insufficient_scope", "error_description": d})
+        }
+        (Some(d), _) => json!({"error": "invalid_token", "error_description": d}),
+        // RFC 6750 §3.1: no credentials, no error code.
+        (None, _) => json!({}),
+    };
+    let mut r = (status, axum::Json(body)).into_response();
+    no_store(r.headers_mut());
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
 }
 
 /// RFC 7517 §5: the JWK Set, serialized once per key change and served from memory.
@@ -111,13 +191,23 @@ pub fn metadata(app: &App) -> serde_json::Value {
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/token"),
         "jwks_uri": format!("{issuer}/jwks"),
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
         "grant_types_supported": SUPPORTED_GRANTS.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid",
+                             "email", "email_verified", "name", "picture"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
-        "tls_client_certificate_bound_access_tokens": false,
     })
 }
 

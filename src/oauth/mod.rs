@@ -2,12 +2,15 @@
 //! registration and authentication, scopes, resources, redirect URIs, and
 //! the token endpoint with one module per grant.
 
+pub mod authorize;
 pub mod client;
 pub mod client_auth;
 pub mod clients;
 pub mod form;
 pub mod grant;
+pub mod login;
 pub mod redirect_uri;
 pub mod resource;
 pub mod scope;
 pub mod token_endpoint;
+pub mod userinfo;

@@ -27,7 +27,11 @@ pub struct TokenResponse {
 }
 
 /// The grants this server answers today (advertised in discovery).
-pub const SUPPORTED_GRANTS: &[GrantType] = &[GrantType::ClientCredentials];
+pub const SUPPORTED_GRANTS: &[GrantType] = &[
+    GrantType::AuthorizationCode,
+    GrantType::RefreshToken,
+    GrantType::ClientCredentials,
+];
 
 pub async fn exchange(
     app: &App,
@@ -86,12 +90,10 @@ pub async fn exchange(
         GrantType::ClientCredentials => {
             grant::client_credentials::grant(app, &client, params, now)?
         }
-        GrantType::AuthorizationCode | GrantType::RefreshToken => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "this grant type is not supported",
-            ));
+        GrantType::AuthorizationCode => {
+            grant::authorization_code::grant(app, &client, params, now).await?
         }
+        GrantType::RefreshToken => grant::refresh_token::grant(app, &client, params, now).await?,
     };
     app.metrics
         .token_issued(grant.as_str(), app.config.access_token_alg.as_str());

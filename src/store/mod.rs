@@ -92,6 +92,127 @@ impl KeyChange {
     }
 }
 
+/// A person, known by Tessera's own subject.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct User {
+    pub sub: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub picture: Option<String>,
+    pub disabled_at: Option<i64>,
+}
+
+/// What the upstream said about who signed in.
+#[derive(Clone, Debug)]
+pub struct UpstreamProfile {
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub picture: Option<String>,
+}
+
+/// A browser flow in flight: an upstream login (state, nonce, PKCE) or a
+/// consent page waiting for its answer. Keyed by the hash of a random
+/// ticket; bound to the browser by the hash of a cookie; single use.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct PendingRequest {
+    pub state_hash: String,
+    pub browser_hash: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    /// The `/authorize` request to resume, JSON.
+    pub request: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A browser session (single sign-on).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Session {
+    pub id_hash: String,
+    pub sid: String,
+    pub sub: String,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// An authorization code as stored (hash only).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct CodeRecord {
+    pub code_hash: String,
+    pub client_id: String,
+    pub sub: String,
+    pub sid: Option<String>,
+    pub redirect_uri: String,
+    pub scope: String,
+    /// JSON array of audiences.
+    pub audience: String,
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// Everything one authorization grant issued, refreshed along one chain.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Family {
+    pub id: String,
+    pub client_id: String,
+    pub sub: String,
+    pub sid: Option<String>,
+    pub scope: String,
+    pub audience: String,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A refresh token as stored (hash only).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RefreshRecord {
+    pub token_hash: String,
+    pub family_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// What a grant issued, to be written in the same transaction that
+/// consumed the code or refresh token.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    /// A new family (code grant with refresh) — `None` on refresh.
+    pub family: Option<Family>,
+    pub refresh: Option<RefreshRecord>,
+    pub access_jti: String,
+    pub access_exp: i64,
+}
+
+/// The outcome of redeeming a single-use credential.
+#[derive(Debug)]
+pub enum Redeemed<T> {
+    Issued(T),
+    /// Not known (or expired and gone).
+    Unknown,
+    /// Used before: what it issued has now been revoked.
+    Replayed,
+    /// The planner refused; its error, with nothing issued.
+    Refused(crate::error::OAuthError),
+}
+
+/// Builds the tokens for a code, or refuses it (the code is spent either way).
+pub type CodePlanner<'a, T> =
+    dyn Fn(&CodeRecord, &User) -> Result<(Issued, T), crate::error::OAuthError> + Send + Sync + 'a;
+/// Builds the tokens for a refresh, or refuses it (nothing changes then).
+pub type RefreshPlanner<'a, T> = dyn Fn(&Family, &RefreshRecord, &User) -> Result<(Issued, T), crate::error::OAuthError>
+    + Send
+    + Sync
+    + 'a;
+
 /// Plans key changes from the records read under the lock.
 pub type KeyPlanner<'a> = dyn Fn(&[KeyRecord]) -> anyhow::Result<Vec<KeyChange>> + Send + Sync + 'a;
 
@@ -169,6 +290,54 @@ pub trait Store: Send + Sync + 'static {
     async fn redirect_origins(&self) -> StoreResult<Vec<String>>;
 
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
+
+    /// Finds the user linked to (issuer, subject) and refreshes the profile,
+    /// or creates a user with a new random `sub` and links it. Never links
+    /// by email.
+    async fn upsert_user(&self, profile: &UpstreamProfile, now: i64) -> StoreResult<User>;
+    async fn get_user(&self, sub: &str) -> StoreResult<Option<User>>;
+
+    async fn insert_pending(&self, pending: &PendingRequest) -> StoreResult<()>;
+    /// Removes and returns a live pending request: each ticket works once.
+    async fn take_pending(&self, state_hash: &str, now: i64)
+    -> StoreResult<Option<PendingRequest>>;
+
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    /// A live session: not ended, not expired, its user not disabled.
+    async fn get_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>>;
+    async fn end_session(&self, id_hash: &str, now: i64) -> StoreResult<()>;
+
+    /// The scopes a user granted a client.
+    async fn get_consent(&self, sub: &str, client_id: &str) -> StoreResult<Option<String>>;
+    async fn save_consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+
+    async fn insert_code(&self, code: &CodeRecord) -> StoreResult<()>;
+    /// Spends a code (one conditional UPDATE) and writes what the planner
+    /// issued in the same transaction. A code used before revokes what its
+    /// first use issued.
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        plan: &CodePlanner<'_, crate::oauth::token_endpoint::TokenResponse>,
+    ) -> StoreResult<Redeemed<crate::oauth::token_endpoint::TokenResponse>>;
+    /// Rotates a refresh token (one conditional UPDATE) and writes its
+    /// successor in the same transaction. A token used before revokes its
+    /// whole family (RFC 9700 §4.14.2).
+    async fn refresh(
+        &self,
+        token_hash: &str,
+        now: i64,
+        plan: &RefreshPlanner<'_, crate::oauth::token_endpoint::TokenResponse>,
+    ) -> StoreResult<Redeemed<crate::oauth::token_endpoint::TokenResponse>>;
+    /// Whether an access token's `jti` was revoked.
+    async fn is_revoked(&self, jti: &str) -> StoreResult<bool>;
     /// Reads the key records under an exclusive database lock, asks `plan`
     /// what to change, and applies it in the same transaction. Returns what
     /// was applied.

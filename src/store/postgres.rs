@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::StoreResult;
-use super::sql::shared_store_impl;
+use super::sql::{shared_store_impl, upsert_user_once};
 
 /// `pg_advisory_xact_lock` key for the signing-key records ("tessKEYS").
 const KEYS_LOCK: i64 = 0x7465_7373_4b45_5953;
@@ -45,4 +45,12 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// A transaction that writes: row locks taken by the conditional UPDATEs serialize racing redemptions.
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+upsert_user_once!(PostgresStore);
 shared_store_impl!(PostgresStore);

@@ -226,6 +226,270 @@ macro_rules! shared_store_impl {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
+            async fn upsert_user(
+                &self,
+                p: &$crate::store::UpstreamProfile,
+                now: i64,
+            ) -> $crate::store::StoreResult<$crate::store::User> {
+                // A concurrent first login of the same person loses the race
+                // on the link's primary key; the retry then finds the link.
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match self.upsert_user_once(p, now).await {
+                        Err($crate::store::StoreError::Database(e)) if attempt < 3 && $crate::store::sql::is_unique_violation(&e) => continue,
+                        other => return other,
+                    }
+                }
+            }
+
+            async fn get_user(&self, sub: &str) -> $crate::store::StoreResult<Option<$crate::store::User>> {
+                Ok(sqlx::query_as($crate::store::sql::SELECT_USER)
+                    .bind(sub)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn insert_pending(&self, r: &$crate::store::PendingRequest) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO login_requests (state_hash, browser_hash, nonce, pkce_verifier, request, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&r.state_hash)
+                .bind(&r.browser_hash)
+                .bind(&r.nonce)
+                .bind(&r.pkce_verifier)
+                .bind(&r.request)
+                .bind(r.created_at)
+                .bind(r.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn take_pending(&self, state_hash: &str, now: i64) -> $crate::store::StoreResult<Option<$crate::store::PendingRequest>> {
+                let row: Option<$crate::store::PendingRequest> = sqlx::query_as(
+                    "DELETE FROM login_requests WHERE state_hash = $1 \
+                     RETURNING state_hash, browser_hash, nonce, pkce_verifier, request, created_at, expires_at",
+                )
+                .bind(state_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.filter(|r| r.expires_at > now))
+            }
+
+            async fn insert_session(&self, s: &$crate::store::Session) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO sessions (id_hash, sid, sub, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&s.id_hash)
+                .bind(&s.sid)
+                .bind(&s.sub)
+                .bind(s.auth_time)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_session(&self, id_hash: &str, now: i64) -> $crate::store::StoreResult<Option<$crate::store::Session>> {
+                Ok(sqlx::query_as(
+                    "SELECT s.id_hash, s.sid, s.sub, s.auth_time, s.created_at, s.expires_at \
+                     FROM sessions s JOIN users u ON u.sub = s.sub \
+                     WHERE s.id_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND u.disabled_at IS NULL",
+                )
+                .bind(id_hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn end_session(&self, id_hash: &str, now: i64) -> $crate::store::StoreResult<()> {
+                sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
+                    .bind(id_hash)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_consent(&self, sub: &str, client_id: &str) -> $crate::store::StoreResult<Option<String>> {
+                let row: Option<(String,)> = sqlx::query_as("SELECT scope FROM consents WHERE sub = $1 AND client_id = $2")
+                    .bind(sub)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|(s,)| s))
+            }
+
+            async fn save_consent(&self, sub: &str, client_id: &str, scope: &str, now: i64) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO consents (sub, client_id, scope, granted_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+                     ON CONFLICT (sub, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at",
+                )
+                .bind(sub)
+                .bind(client_id)
+                .bind(scope)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_code(&self, c: &$crate::store::CodeRecord) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO authorization_codes (code_hash, client_id, sub, sid, redirect_uri, scope, audience, \
+                     code_challenge, nonce, auth_time, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(&c.code_hash)
+                .bind(&c.client_id)
+                .bind(&c.sub)
+                .bind(&c.sid)
+                .bind(&c.redirect_uri)
+                .bind(&c.scope)
+                .bind(&c.audience)
+                .bind(&c.code_challenge)
+                .bind(&c.nonce)
+                .bind(c.auth_time)
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn redeem_code(
+                &self,
+                code_hash: &str,
+                now: i64,
+                plan: &$crate::store::CodePlanner<'_, $crate::oauth::token_endpoint::TokenResponse>,
+            ) -> $crate::store::StoreResult<$crate::store::Redeemed<$crate::oauth::token_endpoint::TokenResponse>> {
+                use $crate::store::Redeemed;
+                let mut tx = self.begin_write().await?;
+                let code: Option<$crate::store::CodeRecord> = sqlx::query_as(
+                    "UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL \
+                     RETURNING code_hash, client_id, sub, sid, redirect_uri, scope, audience, code_challenge, nonce, \
+                     auth_time, created_at, expires_at",
+                )
+                .bind(code_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(code) = code else {
+                    let used: Option<(Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+                        "SELECT family_id, access_jti, access_exp FROM authorization_codes WHERE code_hash = $1",
+                    )
+                    .bind(code_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some((family, jti, exp)) = used else {
+                        return Ok(Redeemed::Unknown);
+                    };
+                    if let (Some(jti), Some(exp)) = (jti, exp) {
+                        sqlx::query("INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
+                            .bind(jti).bind(exp).bind(now).execute(&mut *tx).await?;
+                    }
+                    if let Some(family) = family {
+                        $crate::store::sql::revoke_family!(tx, &family, now, "code_replay");
+                    }
+                    tx.commit().await?;
+                    return Ok(Redeemed::Replayed);
+                };
+                let user: $crate::store::User = sqlx::query_as($crate::store::sql::SELECT_USER)
+                    .bind(&code.sub)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let (issued, response) = match plan(&code, &user) {
+                    Ok(done) => done,
+                    Err(e) => {
+                        // The code is spent even when refused: no second guess at PKCE.
+                        tx.commit().await?;
+                        return Ok(Redeemed::Refused(e));
+                    }
+                };
+                if let Some(f) = &issued.family {
+                    sqlx::query(
+                        "INSERT INTO refresh_families (id, client_id, sub, sid, scope, audience, auth_time, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(&f.id).bind(&f.client_id).bind(&f.sub).bind(&f.sid).bind(&f.scope).bind(&f.audience)
+                    .bind(f.auth_time).bind(f.created_at).bind(f.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                $crate::store::sql::insert_refresh!(tx, &issued);
+                sqlx::query("UPDATE authorization_codes SET family_id = $2, access_jti = $3, access_exp = $4 WHERE code_hash = $1")
+                    .bind(code_hash)
+                    .bind(issued.family.as_ref().map(|f| f.id.clone()))
+                    .bind(&issued.access_jti)
+                    .bind(issued.access_exp)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Redeemed::Issued(response))
+            }
+
+            async fn refresh(
+                &self,
+                token_hash: &str,
+                now: i64,
+                plan: &$crate::store::RefreshPlanner<'_, $crate::oauth::token_endpoint::TokenResponse>,
+            ) -> $crate::store::StoreResult<$crate::store::Redeemed<$crate::oauth::token_endpoint::TokenResponse>> {
+                use $crate::store::Redeemed;
+                let mut tx = self.begin_write().await?;
+                let token: Option<$crate::store::RefreshRecord> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
+                     RETURNING token_hash, family_id, created_at, expires_at",
+                )
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(token) = token else {
+                    let used: Option<(String,)> = sqlx::query_as("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+                        .bind(token_hash)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some((family,)) = used else {
+                        return Ok(Redeemed::Unknown);
+                    };
+                    $crate::store::sql::revoke_family!(tx, &family, now, "refresh_reuse");
+                    tx.commit().await?;
+                    return Ok(Redeemed::Replayed);
+                };
+                let family: Option<$crate::store::Family> = sqlx::query_as(
+                    "SELECT id, client_id, sub, sid, scope, audience, auth_time, created_at, expires_at \
+                     FROM refresh_families WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(&token.family_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(family) = family else {
+                    return Ok(Redeemed::Unknown);
+                };
+                let user: $crate::store::User = sqlx::query_as($crate::store::sql::SELECT_USER)
+                    .bind(&family.sub)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let (issued, response) = match plan(&family, &token, &user) {
+                    Ok(done) => done,
+                    Err(e) => return Ok(Redeemed::Refused(e)),
+                };
+                $crate::store::sql::insert_refresh!(tx, &issued);
+                tx.commit().await?;
+                Ok(Redeemed::Issued(response))
+            }
+
+            async fn is_revoked(&self, jti: &str) -> $crate::store::StoreResult<bool> {
+                let row: Option<(i64,)> = sqlx::query_as("SELECT expires_at FROM revoked_jtis WHERE jti = $1")
+                    .bind(jti)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
+            }
+
             async fn change_keys(
                 &self,
                 plan: &$crate::store::KeyPlanner<'_>,
@@ -272,3 +536,104 @@ macro_rules! shared_store_impl {
 }
 
 pub(super) use shared_store_impl;
+
+/// Revokes a refresh family and the access tokens its refresh tokens came with.
+macro_rules! revoke_family {
+    ($tx:ident, $family:expr, $now:expr, $reason:expr) => {
+        sqlx::query("UPDATE refresh_families SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL")
+            .bind($family)
+            .bind($now)
+            .bind($reason)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO revoked_jtis (jti, expires_at, revoked_at) \
+             SELECT access_jti, access_exp, $2 FROM refresh_tokens \
+             WHERE family_id = $1 AND access_jti IS NOT NULL AND access_exp IS NOT NULL \
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind($family)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+    };
+}
+pub(super) use revoke_family;
+
+/// Writes the refresh token a grant issued, with the access token beside it.
+macro_rules! insert_refresh {
+    ($tx:ident, $issued:expr) => {
+        if let Some(r) = &$issued.refresh {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, access_jti, access_exp) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&r.token_hash)
+            .bind(&r.family_id)
+            .bind(r.created_at)
+            .bind(r.expires_at)
+            .bind(&$issued.access_jti)
+            .bind($issued.access_exp)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+pub(super) use insert_refresh;
+
+/// The one-transaction user upsert, stamped onto each backend (it needs the
+/// backend's write transaction).
+macro_rules! upsert_user_once {
+    ($backend:ty) => {
+        impl $backend {
+            async fn upsert_user_once(
+                &self,
+                p: &$crate::store::UpstreamProfile,
+                now: i64,
+            ) -> $crate::store::StoreResult<$crate::store::User> {
+                let mut tx = self.begin_write().await?;
+                let linked: Option<(String,)> = sqlx::query_as("SELECT sub FROM upstream_links WHERE issuer = $1 AND subject = $2")
+                    .bind(&p.issuer)
+                    .bind(&p.subject)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let sub = match linked {
+                    Some((sub,)) => {
+                        sqlx::query("UPDATE users SET email = $2, email_verified = $3, name = $4, picture = $5, updated_at = $6 WHERE sub = $1")
+                            .bind(&sub).bind(&p.email).bind(p.email_verified).bind(&p.name).bind(&p.picture).bind(now)
+                            .execute(&mut *tx).await?;
+                        sqlx::query("UPDATE upstream_links SET last_login_at = $3 WHERE issuer = $1 AND subject = $2")
+                            .bind(&p.issuer).bind(&p.subject).bind(now)
+                            .execute(&mut *tx).await?;
+                        sub
+                    }
+                    None => {
+                        let sub = $crate::secret::random_token(16);
+                        sqlx::query("INSERT INTO users (sub, email, email_verified, name, picture, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
+                            .bind(&sub).bind(&p.email).bind(p.email_verified).bind(&p.name).bind(&p.picture).bind(now)
+                            .execute(&mut *tx).await?;
+                        sqlx::query("INSERT INTO upstream_links (issuer, subject, sub, created_at, last_login_at) VALUES ($1, $2, $3, $4, $4)")
+                            .bind(&p.issuer).bind(&p.subject).bind(&sub).bind(now)
+                            .execute(&mut *tx).await?;
+                        sub
+                    }
+                };
+                let user: $crate::store::User = sqlx::query_as($crate::store::sql::SELECT_USER)
+                    .bind(&sub)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+        }
+    };
+}
+pub(super) use upsert_user_once;
+
+pub(super) const SELECT_USER: &str =
+    "SELECT sub, email, email_verified, name, picture, disabled_at FROM users WHERE sub = $1";
+
+/// A unique-constraint violation (PostgreSQL 23505; SQLite 2067 / 1555).
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "23505" || c == "2067" || c == "1555"))
+}

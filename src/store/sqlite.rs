@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::StoreResult;
-use super::sql::shared_store_impl;
+use super::sql::{shared_store_impl, upsert_user_once};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -54,4 +54,12 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A transaction that writes: immediate, so read-then-write races wait instead of failing with SQLITE_BUSY.
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+upsert_user_once!(SqliteStore);
 shared_store_impl!(SqliteStore);

@@ -78,3 +78,47 @@ pub fn mint_access_token(
         .ok_or_else(|| anyhow::anyhow!("no active {alg} signing key"))?;
     sign(key, ACCESS_TOKEN_TYP, claims)
 }
+
+/// OIDC Core §2, §3.1.3.6: the claims of an ID token.
+#[derive(Debug, Serialize)]
+pub struct IdClaims<'a> {
+    pub iss: &'a str,
+    pub sub: &'a str,
+    pub aud: &'a str,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<&'a str>,
+    pub at_hash: String,
+    pub azp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<&'a str>,
+    #[serde(flatten)]
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+/// OIDC Core §3.1.3.6 `at_hash`: the left half of the hash of the access
+/// token's ASCII, with the hash of the ID token's algorithm (SHA-256 for
+/// RS256/ES256; SHA-512 for EdDSA with Ed25519, as openid-client checks).
+pub fn at_hash(alg: super::Alg, access_token: &str) -> String {
+    let algorithm = match alg {
+        super::Alg::RS256 | super::Alg::ES256 => &aws_lc_rs::digest::SHA256,
+        super::Alg::EdDSA => &aws_lc_rs::digest::SHA512,
+    };
+    let digest = aws_lc_rs::digest::digest(algorithm, access_token.as_bytes());
+    let bytes = digest.as_ref();
+    b64url(bytes.get(..bytes.len() / 2).unwrap_or(bytes))
+}
+
+/// Signs an ID token with the active key for `alg`.
+pub fn mint_id_token(
+    keys: &super::keys::KeySet,
+    alg: super::Alg,
+    claims: &IdClaims<'_>,
+) -> anyhow::Result<String> {
+    let key = keys
+        .signer(alg)
+        .ok_or_else(|| anyhow::anyhow!("no active {alg} signing key"))?;
+    sign(key, "JWT", claims)
+}

@@ -21,16 +21,34 @@ async fn both_discovery_documents_are_the_same_and_name_only_what_works(backend:
     assert_eq!(oidc["issuer"], app.base.as_str());
     assert_eq!(oidc["token_endpoint"], format!("{}/token", app.base));
     assert_eq!(
-        oidc["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        oidc["authorization_endpoint"],
+        format!("{}/authorize", app.base)
     );
+    assert_eq!(oidc["userinfo_endpoint"], format!("{}/userinfo", app.base));
+    assert_eq!(
+        oidc["grant_types_supported"],
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(
+        oidc["response_types_supported"],
+        serde_json::json!(["code"])
+    );
+    assert_eq!(
+        oidc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(oidc["authorization_response_iss_parameter_supported"], true);
     let methods = oidc["token_endpoint_auth_methods_supported"]
         .as_array()
         .unwrap();
     assert!(
         !methods
             .iter()
-            .any(|m| m == "none" || m == "private_key_jwt")
+            .any(|m| m == "private_key_jwt" || m == "client_secret_jwt")
+    );
+    assert!(
+        oidc.get("revocation_endpoint").is_none(),
+        "not implemented yet, so not advertised"
     );
 }
 both!(both_discovery_documents_are_the_same_and_name_only_what_works);

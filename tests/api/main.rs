@@ -13,5 +13,6 @@ mod admin;
 mod cli;
 mod discovery;
 mod keys;
+mod login;
 mod token;
 mod upstream;

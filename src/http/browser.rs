@@ -1,0 +1,208 @@
+//! The pages a person's browser sees: `/authorize`, `/callback/google`,
+//! `POST /consent`. Cookies, redirects, templates; the decisions are in
+//! `oauth::login`.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::oauth::login::{self, Next, Outcome};
+
+const SESSION_COOKIE: &str = "tessera_session";
+const BROWSER_COOKIE: &str = "tessera_login";
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentTemplate<'a> {
+    client_name: &'a str,
+    items: Vec<String>,
+    ticket: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorTemplate<'a> {
+    message: &'a str,
+}
+
+/// Scopes in plain words.
+fn describe(scope: &str) -> String {
+    match scope {
+        "openid" => "Know who you are".into(),
+        "profile" => "See your name and profile picture".into(),
+        "email" => "See your email address".into(),
+        "offline_access" => "Stay signed in when you are not using it".into(),
+        other => format!("Use “{other}” on your behalf"),
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+fn set_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+    secure: bool,
+) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .ok()
+}
+
+/// Pages are never framed, cached or sniffed.
+fn page(status: StatusCode, html: String) -> Response {
+    let mut response = (status, Html(html)).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+fn error_page(message: &str) -> Response {
+    let html = ErrorTemplate { message }
+        .render()
+        .unwrap_or_else(|_| message.to_owned());
+    page(StatusCode::BAD_REQUEST, html)
+}
+
+/// RFC 9700 §4.12: 303 after a form POST so the body is not re-sent.
+fn respond(
+    app: &AppState,
+    outcome: Result<Outcome, crate::error::OAuthError>,
+    after_post: bool,
+) -> Response {
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(error = %e, "browser flow failed");
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorTemplate {
+                    message: "Something went wrong on our side. Please try again in a moment.",
+                }
+                .render()
+                .unwrap_or_default(),
+            );
+        }
+    };
+    let mut response = match &outcome.next {
+        Next::Redirect(url) => {
+            let status = if after_post {
+                StatusCode::SEE_OTHER
+            } else {
+                StatusCode::FOUND
+            };
+            let mut r = status.into_response();
+            match HeaderValue::from_str(url) {
+                Ok(v) => {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                Err(_) => return error_page("The address to send you back to is not valid."),
+            }
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Next::Consent(c) => {
+            let html = ConsentTemplate {
+                client_name: &c.client_name,
+                items: c.scopes.iter().map(|s| describe(s)).collect(),
+                ticket: &c.ticket,
+            }
+            .render()
+            .unwrap_or_default();
+            page(StatusCode::OK, html)
+        }
+        Next::Page(message) => error_page(message),
+    };
+    let secure = app.config.issuer_is_https();
+    if let Some((raw, ttl)) = &outcome.session {
+        if let Some(v) = set_cookie(SESSION_COOKIE, raw, "/", *ttl, secure) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    if let Some(raw) = &outcome.browser {
+        if let Some(v) = set_cookie(BROWSER_COOKIE, raw, "/callback", 600, secure) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+/// OIDC Core §3.1.2.1: `/authorize` by GET (query) or POST (form).
+pub async fn authorize(
+    State(app): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let post = method == Method::POST;
+    let raw: Vec<u8> = if post {
+        if !crate::oauth::form::is_form(
+            headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
+        ) {
+            return error_page("The sign-in request must be a form.");
+        }
+        body.to_vec()
+    } else {
+        query.unwrap_or_default().into_bytes()
+    };
+    let outcome = login::authorize(
+        &app,
+        &raw,
+        cookie(&headers, SESSION_COOKIE).as_deref(),
+        cookie(&headers, BROWSER_COOKIE).as_deref(),
+    )
+    .await;
+    respond(&app, outcome, post)
+}
+
+/// The upstream's redirect URI: `{issuer}/callback/google`.
+pub async fn callback(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let raw = query.unwrap_or_default();
+    let outcome = login::callback(
+        &app,
+        raw.as_bytes(),
+        cookie(&headers, BROWSER_COOKIE).as_deref(),
+    )
+    .await;
+    respond(&app, outcome, false)
+}
+
+/// The consent form's target.
+pub async fn consent(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !crate::oauth::form::is_form(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes)) {
+        return error_page("The consent answer must be a form.");
+    }
+    let outcome = login::consent(&app, &body, cookie(&headers, SESSION_COOKIE).as_deref()).await;
+    respond(&app, outcome, true)
+}

@@ -1,0 +1,126 @@
+//! The authorization-code grant (RFC 6749 §4.1.3, RFC 7636 §4.5–4.6): the
+//! code is spent in the same transaction that writes what it issues; a
+//! second use revokes what the first issued.
+
+use crate::app::App;
+use crate::error::OAuthError;
+use crate::oauth::authorize::pkce_matches;
+use crate::oauth::client::GrantType;
+use crate::oauth::form::Params;
+use crate::oauth::resource;
+use crate::oauth::token_endpoint::TokenResponse;
+use crate::secret::{random_token, sha256_b64};
+use crate::store::{ClientRecord, Family, Issued, Redeemed};
+
+use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token};
+
+pub async fn grant(
+    app: &App,
+    client: &ClientRecord,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
+    // (5) `scope` is not a parameter of this request: the code carries it.
+    // (6) `resource` may narrow the audiences the code was granted.
+    let requested = params.all("resource");
+    let requested = if requested.is_empty() {
+        Vec::new()
+    } else {
+        resource::audiences(&app.config, &requested)?
+    };
+    // (7) The grant.
+    let code = params
+        .get("code")
+        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
+    let verifier = params
+        .get("code_verifier")
+        .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
+    let with_refresh = client.metadata.allows_grant(GrantType::RefreshToken);
+    let max_ttl = app.config.refresh_token_max_ttl.as_secs();
+
+    let outcome = app
+        .store
+        .redeem_code(&sha256_b64(code.as_bytes()), now, &|stored, user| {
+            if stored.client_id != client.client_id {
+                return Err(invalid_grant("the code was issued to another client"));
+            }
+            if stored.expires_at <= now {
+                return Err(invalid_grant("the code has expired"));
+            }
+            if stored.redirect_uri != redirect_uri {
+                return Err(invalid_grant(
+                    "redirect_uri differs from the authorization request's",
+                ));
+            }
+            if !pkce_matches(verifier, &stored.code_challenge) {
+                return Err(invalid_grant(
+                    "code_verifier does not match the code_challenge",
+                ));
+            }
+            if user.disabled_at.is_some() {
+                return Err(invalid_grant("the user is disabled"));
+            }
+            let granted: Vec<String> =
+                serde_json::from_str(&stored.audience).map_err(OAuthError::internal)?;
+            let audience = narrow_audience(&requested, &granted)?;
+            let minted = mint(
+                app,
+                &UserTokens {
+                    client,
+                    user,
+                    sid: stored.sid.as_deref(),
+                    scope: &stored.scope,
+                    openid: stored.scope.split(' ').any(|s| s == "openid"),
+                    audience: &audience,
+                    auth_time: stored.auth_time,
+                    nonce: stored.nonce.as_deref(),
+                },
+                now,
+            )?;
+            let (family, refresh, raw) = if with_refresh {
+                let family = Family {
+                    id: random_token(16),
+                    client_id: client.client_id.clone(),
+                    sub: user.sub.clone(),
+                    sid: stored.sid.clone(),
+                    scope: stored.scope.clone(),
+                    audience: stored.audience.clone(),
+                    auth_time: stored.auth_time,
+                    created_at: now,
+                    expires_at: now.saturating_add_unsigned(max_ttl),
+                };
+                let (raw, record) = new_refresh_token(app, &family.id, family.expires_at, now);
+                (Some(family), Some(record), Some(raw))
+            } else {
+                (None, None, None)
+            };
+            Ok((
+                Issued {
+                    family,
+                    refresh,
+                    access_jti: minted.jti,
+                    access_exp: minted.exp,
+                },
+                TokenResponse {
+                    access_token: minted.access_token,
+                    token_type: "Bearer",
+                    expires_in: app.config.access_token_ttl.as_secs(),
+                    scope: stored.scope.clone(),
+                    refresh_token: raw,
+                    id_token: minted.id_token,
+                },
+            ))
+        })
+        .await?;
+    match outcome {
+        Redeemed::Issued(response) => Ok(response),
+        Redeemed::Unknown => Err(invalid_grant("the code is not valid")),
+        Redeemed::Replayed => Err(invalid_grant(
+            "the code was already used; what it issued is revoked",
+        )),
+        Redeemed::Refused(e) => Err(e),
+    }
+}

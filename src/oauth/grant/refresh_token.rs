@@ -1,0 +1,115 @@
+//! The refresh-token grant (RFC 6749 §6) with strict rotation: each use
+//! returns a new refresh token and spends the old one; a spent token
+//! presented again revokes its whole family (RFC 9700 §4.14.2).
+
+use crate::app::App;
+use crate::error::{ErrorCode, OAuthError};
+use crate::oauth::form::Params;
+use crate::oauth::token_endpoint::TokenResponse;
+use crate::oauth::{resource, scope};
+use crate::secret::sha256_b64;
+use crate::store::{ClientRecord, Issued, Redeemed};
+
+use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token};
+
+pub async fn grant(
+    app: &App,
+    client: &ClientRecord,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
+    // (5) A requested scope may only narrow, and narrows only this access token.
+    let requested_scope = match params.get("scope") {
+        Some(s) => Some(scope::parse(s).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?),
+        None => None,
+    };
+    // (6) Resources may narrow the family's audiences.
+    let requested = params.all("resource");
+    let requested = if requested.is_empty() {
+        Vec::new()
+    } else {
+        resource::audiences(&app.config, &requested)?
+    };
+    // (7) The grant.
+    let token = params
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+
+    let outcome = app
+        .store
+        .refresh(
+            &sha256_b64(token.as_bytes()),
+            now,
+            &|family, stored, user| {
+                if family.client_id != client.client_id {
+                    return Err(invalid_grant(
+                        "the refresh token was issued to another client",
+                    ));
+                }
+                if stored.expires_at <= now || family.expires_at <= now {
+                    return Err(invalid_grant("the refresh token has expired"));
+                }
+                if user.disabled_at.is_some() {
+                    return Err(invalid_grant("the user is disabled"));
+                }
+                let granted: Vec<&str> =
+                    family.scope.split(' ').filter(|s| !s.is_empty()).collect();
+                let scope = match &requested_scope {
+                    Some(scopes) => {
+                        if let Some(s) = scopes.iter().find(|s| !granted.contains(&s.as_str())) {
+                            return Err(OAuthError::new(
+                                ErrorCode::InvalidScope,
+                                format!("scope {s} was not granted"),
+                            ));
+                        }
+                        scopes.join(" ")
+                    }
+                    None => family.scope.clone(),
+                };
+                let granted_audience: Vec<String> =
+                    serde_json::from_str(&family.audience).map_err(OAuthError::internal)?;
+                let audience = narrow_audience(&requested, &granted_audience)?;
+                let minted = mint(
+                    app,
+                    &UserTokens {
+                        client,
+                        user,
+                        sid: family.sid.as_deref(),
+                        scope: &scope,
+                        // OIDC Core §12.2: a new ID token when `openid` was granted.
+                        openid: granted.contains(&"openid"),
+                        audience: &audience,
+                        auth_time: family.auth_time,
+                        nonce: None,
+                    },
+                    now,
+                )?;
+                let (raw, record) = new_refresh_token(app, &family.id, family.expires_at, now);
+                Ok((
+                    Issued {
+                        family: None,
+                        refresh: Some(record),
+                        access_jti: minted.jti,
+                        access_exp: minted.exp,
+                    },
+                    TokenResponse {
+                        access_token: minted.access_token,
+                        token_type: "Bearer",
+                        expires_in: app.config.access_token_ttl.as_secs(),
+                        scope,
+                        refresh_token: Some(raw),
+                        id_token: minted.id_token,
+                    },
+                ))
+            },
+        )
+        .await?;
+    match outcome {
+        Redeemed::Issued(response) => Ok(response),
+        Redeemed::Unknown => Err(invalid_grant("the refresh token is not valid")),
+        Redeemed::Replayed => Err(invalid_grant(
+            "the refresh token was already used; its family is revoked",
+        )),
+        Redeemed::Refused(e) => Err(e),
+    }
+}
