@@ -57,7 +57,7 @@ pub enum Landing {
     Client(HashMap<String, String>),
     Consent(String),
     /// An error page: its status and text (shown when a test fails).
-    Page(#[expect(dead_code, reason = "read through Debug when a test fails")] String),
+    Page(String),
 }
 
 /// Follows redirects like a browser, through the fake upstream, until the

@@ -14,5 +14,6 @@ mod cli;
 mod discovery;
 mod keys;
 mod login;
+mod login_errors;
 mod token;
 mod upstream;
