@@ -22,7 +22,7 @@ def free_port():
 
 
 class Tessera:
-    def __init__(self, alg):
+    def __init__(self, alg, extra=None):
         self.dir = tempfile.TemporaryDirectory()
         port, admin = free_port(), free_port()
         self.issuer = f"http://127.0.0.1:{port}"
@@ -38,6 +38,7 @@ class Tessera:
             "TESSERA_ACCESS_TOKEN_ALG": alg,
             "TESSERA_RESOURCES": "https://api.example.com",
         }
+        env.update(extra or {})
         binary = os.environ.get("TESSERA_BIN", os.path.join(ROOT, "target", "debug", "tessera"))
         self.proc = subprocess.Popen([binary, "serve"], env=env, stderr=subprocess.DEVNULL)
         for _ in range(200):
