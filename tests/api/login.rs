@@ -499,3 +499,57 @@ async fn upstream_failures_go_back_to_the_client_without_a_code(backend: Backend
     }
 }
 both!(upstream_failures_go_back_to_the_client_without_a_code);
+
+async fn the_upstream_state_only_works_in_the_browser_that_started_the_login(backend: Backend) {
+    let (app, _idp) = app_with_idp(backend, &[]).await;
+    let (id, _) = web_client(&app, json!({"skip_consent": true})).await;
+    let q = [
+        ("response_type", "code"),
+        ("client_id", id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    let r = app
+        .http
+        .get(format!("{}/authorize", app.base))
+        .query(&q)
+        .send()
+        .await
+        .unwrap();
+    let to_upstream = location(&r);
+    let r = app.http.get(&to_upstream).send().await.unwrap();
+    let callback = location(&r);
+    // Another browser (no cookies) presents the same callback.
+    let other = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = other.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    // The state was spent by that attempt: the real browser must start again.
+    let r = app.http.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+}
+both!(the_upstream_state_only_works_in_the_browser_that_started_the_login);
+
+async fn an_exceeded_max_age_sends_the_user_through_the_upstream_again(backend: Backend) {
+    let (app, idp) = app_with_idp(backend, &[]).await;
+    let (id, _) = web_client(&app, json!({"skip_consent": true})).await;
+    code_for(&app, &id).await;
+    assert_eq!(idp.requests().len(), 1);
+    assert!(
+        matches!(authorize(&app, &id, &[("max_age", "3600")]).await, Landing::Client(q) if q.contains_key("code"))
+    );
+    assert_eq!(idp.requests().len(), 1, "a fresh enough session is reused");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(
+        matches!(authorize(&app, &id, &[("max_age", "0")]).await, Landing::Client(q) if q.contains_key("code"))
+    );
+    let requests = idp.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1]["prompt"], "select_account");
+}
+both!(an_exceeded_max_age_sends_the_user_through_the_upstream_again);
