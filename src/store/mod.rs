@@ -192,26 +192,38 @@ pub struct Issued {
     pub access_exp: i64,
 }
 
-/// The outcome of redeeming a single-use credential.
-#[derive(Debug)]
-pub enum Redeemed<T> {
-    Issued(T),
-    /// Not known (or expired and gone).
-    Unknown,
-    /// Used before: what it issued has now been revoked.
-    Replayed,
-    /// The planner refused; its error, with nothing issued.
-    Refused(crate::error::OAuthError),
+/// A code as found before it is spent: the tokens are signed outside the
+/// write transaction (a signature can take a millisecond; the write lock
+/// should not), then `spend_code` claims it.
+#[derive(Clone, Debug)]
+pub struct FoundCode {
+    pub code: CodeRecord,
+    pub user: User,
+    pub used: bool,
 }
 
-/// Builds the tokens for a code, or refuses it (the code is spent either way).
-pub type CodePlanner<'a, T> =
-    dyn Fn(&CodeRecord, &User) -> Result<(Issued, T), crate::error::OAuthError> + Send + Sync + 'a;
-/// Builds the tokens for a refresh, or refuses it (nothing changes then).
-pub type RefreshPlanner<'a, T> = dyn Fn(&Family, &RefreshRecord, &User) -> Result<(Issued, T), crate::error::OAuthError>
-    + Send
-    + Sync
-    + 'a;
+/// A refresh token as found before it is spent.
+#[derive(Clone, Debug)]
+pub struct FoundRefresh {
+    pub token: RefreshRecord,
+    pub family: Family,
+    pub family_revoked: bool,
+    pub user: User,
+    pub used: bool,
+}
+
+/// What spending a single-use credential did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spent {
+    /// Claimed now, and what it issued is written.
+    Claimed,
+    /// Used before: a replay. What it (or its family) issued is now revoked.
+    Replayed,
+    /// Its family was revoked meanwhile: nothing issued.
+    Revoked,
+    /// Not known.
+    Unknown,
+}
 
 /// Plans key changes from the records read under the lock.
 pub type KeyPlanner<'a> = dyn Fn(&[KeyRecord]) -> anyhow::Result<Vec<KeyChange>> + Send + Sync + 'a;
@@ -318,24 +330,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     async fn insert_code(&self, code: &CodeRecord) -> StoreResult<()>;
-    /// Spends a code (one conditional UPDATE) and writes what the planner
-    /// issued in the same transaction. A code used before revokes what its
-    /// first use issued.
-    async fn redeem_code(
+    /// Reads a code and its user, without claiming it.
+    async fn find_code(&self, code_hash: &str) -> StoreResult<Option<FoundCode>>;
+    /// Claims a code with one conditional UPDATE and, in the same
+    /// transaction, writes what it issued (`None`: a refused redemption that
+    /// only burns the code). A code used before revokes what its first use
+    /// issued.
+    async fn spend_code(
         &self,
         code_hash: &str,
         now: i64,
-        plan: &CodePlanner<'_, crate::oauth::token_endpoint::TokenResponse>,
-    ) -> StoreResult<Redeemed<crate::oauth::token_endpoint::TokenResponse>>;
-    /// Rotates a refresh token (one conditional UPDATE) and writes its
-    /// successor in the same transaction. A token used before revokes its
-    /// whole family (RFC 9700 §4.14.2).
-    async fn refresh(
+        issued: Option<&Issued>,
+    ) -> StoreResult<Spent>;
+    /// Reads a refresh token, its family and user, without spending it.
+    async fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<FoundRefresh>>;
+    /// Spends a refresh token with one conditional UPDATE and writes its
+    /// successor in the same transaction (`None`: only checks for replay).
+    /// A token used before revokes its whole family (RFC 9700 §4.14.2).
+    async fn spend_refresh(
         &self,
         token_hash: &str,
         now: i64,
-        plan: &RefreshPlanner<'_, crate::oauth::token_endpoint::TokenResponse>,
-    ) -> StoreResult<Redeemed<crate::oauth::token_endpoint::TokenResponse>>;
+        issued: Option<&Issued>,
+    ) -> StoreResult<Spent>;
     /// Whether an access token's `jti` was revoked.
     async fn is_revoked(&self, jti: &str) -> StoreResult<bool>;
     /// Reads the key records under an exclusive database lock, asks `plan`

@@ -109,6 +109,27 @@ pub(super) fn redirect_origins(rows: Vec<(String,)>) -> Result<Vec<String>, Stor
     Ok(origins)
 }
 
+/// A code and whether it was used.
+#[derive(FromRow)]
+pub(super) struct CodeRow {
+    #[sqlx(flatten)]
+    pub code: super::CodeRecord,
+    pub used_at: Option<i64>,
+}
+
+/// A refresh token with its family.
+#[derive(FromRow)]
+pub(super) struct RefreshRow {
+    pub token_hash: String,
+    pub family_id: String,
+    pub token_created_at: i64,
+    pub token_expires_at: i64,
+    pub used_at: Option<i64>,
+    #[sqlx(flatten)]
+    pub family: super::Family,
+    pub revoked_at: Option<i64>,
+}
+
 pub(super) const SELECT_CLIENT: &str =
     "SELECT client_id, secret_hash, metadata, client_id_issued_at, updated_at FROM clients";
 pub(super) const SELECT_KEYS: &str = "SELECT kid, alg, state, created_at, activated_at, retiring_at, retired_at \
@@ -360,24 +381,37 @@ macro_rules! shared_store_impl {
                 Ok(())
             }
 
-            async fn redeem_code(
+            async fn find_code(&self, code_hash: &str) -> $crate::store::StoreResult<Option<$crate::store::FoundCode>> {
+                let row: Option<$crate::store::sql::CodeRow> = sqlx::query_as(
+                    "SELECT code_hash, client_id, sub, sid, redirect_uri, scope, audience, code_challenge, nonce, \
+                     auth_time, created_at, expires_at, used_at FROM authorization_codes WHERE code_hash = $1",
+                )
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let user: Option<$crate::store::User> = sqlx::query_as($crate::store::sql::SELECT_USER)
+                    .bind(&row.code.sub)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(user.map(|user| $crate::store::FoundCode { code: row.code, user, used: row.used_at.is_some() }))
+            }
+
+            async fn spend_code(
                 &self,
                 code_hash: &str,
                 now: i64,
-                plan: &$crate::store::CodePlanner<'_, $crate::oauth::token_endpoint::TokenResponse>,
-            ) -> $crate::store::StoreResult<$crate::store::Redeemed<$crate::oauth::token_endpoint::TokenResponse>> {
-                use $crate::store::Redeemed;
+                issued: Option<&$crate::store::Issued>,
+            ) -> $crate::store::StoreResult<$crate::store::Spent> {
+                use $crate::store::Spent;
                 let mut tx = self.begin_write().await?;
-                let code: Option<$crate::store::CodeRecord> = sqlx::query_as(
-                    "UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL \
-                     RETURNING code_hash, client_id, sub, sid, redirect_uri, scope, audience, code_challenge, nonce, \
-                     auth_time, created_at, expires_at",
-                )
-                .bind(code_hash)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(code) = code else {
+                let claimed = sqlx::query("UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
+                    .bind(code_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected() == 1;
+                if !claimed {
                     let used: Option<(Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
                         "SELECT family_id, access_jti, access_exp FROM authorization_codes WHERE code_hash = $1",
                     )
@@ -385,7 +419,7 @@ macro_rules! shared_store_impl {
                     .fetch_optional(&mut *tx)
                     .await?;
                     let Some((family, jti, exp)) = used else {
-                        return Ok(Redeemed::Unknown);
+                        return Ok(Spent::Unknown);
                     };
                     if let (Some(jti), Some(exp)) = (jti, exp) {
                         sqlx::query("INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
@@ -395,91 +429,102 @@ macro_rules! shared_store_impl {
                         $crate::store::sql::revoke_family!(tx, &family, now, "code_replay");
                     }
                     tx.commit().await?;
-                    return Ok(Redeemed::Replayed);
-                };
-                let user: $crate::store::User = sqlx::query_as($crate::store::sql::SELECT_USER)
-                    .bind(&code.sub)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let (issued, response) = match plan(&code, &user) {
-                    Ok(done) => done,
-                    Err(e) => {
-                        // The code is spent even when refused: no second guess at PKCE.
-                        tx.commit().await?;
-                        return Ok(Redeemed::Refused(e));
-                    }
-                };
-                if let Some(f) = &issued.family {
-                    sqlx::query(
-                        "INSERT INTO refresh_families (id, client_id, sub, sid, scope, audience, auth_time, created_at, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(&f.id).bind(&f.client_id).bind(&f.sub).bind(&f.sid).bind(&f.scope).bind(&f.audience)
-                    .bind(f.auth_time).bind(f.created_at).bind(f.expires_at)
-                    .execute(&mut *tx)
-                    .await?;
+                    return Ok(Spent::Replayed);
                 }
-                $crate::store::sql::insert_refresh!(tx, &issued);
-                sqlx::query("UPDATE authorization_codes SET family_id = $2, access_jti = $3, access_exp = $4 WHERE code_hash = $1")
-                    .bind(code_hash)
-                    .bind(issued.family.as_ref().map(|f| f.id.clone()))
-                    .bind(&issued.access_jti)
-                    .bind(issued.access_exp)
-                    .execute(&mut *tx)
-                    .await?;
+                if let Some(issued) = issued {
+                    if let Some(f) = &issued.family {
+                        sqlx::query(
+                            "INSERT INTO refresh_families (id, client_id, sub, sid, scope, audience, auth_time, created_at, expires_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        )
+                        .bind(&f.id).bind(&f.client_id).bind(&f.sub).bind(&f.sid).bind(&f.scope).bind(&f.audience)
+                        .bind(f.auth_time).bind(f.created_at).bind(f.expires_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    $crate::store::sql::insert_refresh!(tx, issued);
+                    sqlx::query("UPDATE authorization_codes SET family_id = $2, access_jti = $3, access_exp = $4 WHERE code_hash = $1")
+                        .bind(code_hash)
+                        .bind(issued.family.as_ref().map(|f| f.id.clone()))
+                        .bind(&issued.access_jti)
+                        .bind(issued.access_exp)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
-                Ok(Redeemed::Issued(response))
+                Ok(Spent::Claimed)
             }
 
-            async fn refresh(
+            async fn find_refresh(&self, token_hash: &str) -> $crate::store::StoreResult<Option<$crate::store::FoundRefresh>> {
+                let row: Option<$crate::store::sql::RefreshRow> = sqlx::query_as(
+                    "SELECT t.token_hash, t.family_id, t.created_at AS token_created_at, t.expires_at AS token_expires_at, \
+                     t.used_at, f.id, f.client_id, f.sub, f.sid, f.scope, f.audience, f.auth_time, f.created_at, \
+                     f.expires_at, f.revoked_at \
+                     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let user: Option<$crate::store::User> = sqlx::query_as($crate::store::sql::SELECT_USER)
+                    .bind(&row.family.sub)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(user.map(|user| $crate::store::FoundRefresh {
+                    token: $crate::store::RefreshRecord {
+                        token_hash: row.token_hash,
+                        family_id: row.family_id,
+                        created_at: row.token_created_at,
+                        expires_at: row.token_expires_at,
+                    },
+                    family: row.family,
+                    family_revoked: row.revoked_at.is_some(),
+                    user,
+                    used: row.used_at.is_some(),
+                }))
+            }
+
+            async fn spend_refresh(
                 &self,
                 token_hash: &str,
                 now: i64,
-                plan: &$crate::store::RefreshPlanner<'_, $crate::oauth::token_endpoint::TokenResponse>,
-            ) -> $crate::store::StoreResult<$crate::store::Redeemed<$crate::oauth::token_endpoint::TokenResponse>> {
-                use $crate::store::Redeemed;
+                issued: Option<&$crate::store::Issued>,
+            ) -> $crate::store::StoreResult<$crate::store::Spent> {
+                use $crate::store::Spent;
                 let mut tx = self.begin_write().await?;
-                let token: Option<$crate::store::RefreshRecord> = sqlx::query_as(
-                    "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
-                     RETURNING token_hash, family_id, created_at, expires_at",
+                let claimed: Option<(String,)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL RETURNING family_id",
                 )
                 .bind(token_hash)
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(token) = token else {
+                let Some((family,)) = claimed else {
                     let used: Option<(String,)> = sqlx::query_as("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
                         .bind(token_hash)
                         .fetch_optional(&mut *tx)
                         .await?;
                     let Some((family,)) = used else {
-                        return Ok(Redeemed::Unknown);
+                        return Ok(Spent::Unknown);
                     };
                     $crate::store::sql::revoke_family!(tx, &family, now, "refresh_reuse");
                     tx.commit().await?;
-                    return Ok(Redeemed::Replayed);
+                    return Ok(Spent::Replayed);
                 };
-                let family: Option<$crate::store::Family> = sqlx::query_as(
-                    "SELECT id, client_id, sub, sid, scope, audience, auth_time, created_at, expires_at \
-                     FROM refresh_families WHERE id = $1 AND revoked_at IS NULL",
-                )
-                .bind(&token.family_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(family) = family else {
-                    return Ok(Redeemed::Unknown);
-                };
-                let user: $crate::store::User = sqlx::query_as($crate::store::sql::SELECT_USER)
-                    .bind(&family.sub)
-                    .fetch_one(&mut *tx)
+                let live: Option<(String,)> = sqlx::query_as("SELECT id FROM refresh_families WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(&family)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                let (issued, response) = match plan(&family, &token, &user) {
-                    Ok(done) => done,
-                    Err(e) => return Ok(Redeemed::Refused(e)),
+                if live.is_none() {
+                    return Ok(Spent::Revoked);
+                }
+                let Some(issued) = issued else {
+                    // Nothing to write: do not spend the token.
+                    return Ok(Spent::Claimed);
                 };
-                $crate::store::sql::insert_refresh!(tx, &issued);
+                $crate::store::sql::insert_refresh!(tx, issued);
                 tx.commit().await?;
-                Ok(Redeemed::Issued(response))
+                Ok(Spent::Claimed)
             }
 
             async fn is_revoked(&self, jti: &str) -> $crate::store::StoreResult<bool> {

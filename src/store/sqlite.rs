@@ -6,16 +6,47 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::StoreResult;
 use super::sql::{shared_store_impl, upsert_user_once};
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has one writer at a time. Write transactions queue here, in
+    /// order, instead of in SQLite's busy handler, which polls with sleeps
+    /// of up to 100 ms and turns contention into long tails.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction holding this process's writer slot.
+pub struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _slot: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 impl SqliteStore {
@@ -32,7 +63,10 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// sqlx's SQLite migrator takes no lock: two processes starting on one
@@ -49,15 +83,19 @@ impl SqliteStore {
     }
 
     /// SQLite has one writer at a time: an immediate transaction is the lock.
-    async fn begin_locked(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_locked(&self) -> StoreResult<WriteTx> {
+        self.begin_write().await
     }
 }
 
 impl SqliteStore {
     /// A transaction that writes: immediate, so read-then-write races wait instead of failing with SQLITE_BUSY.
-    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_write(&self) -> StoreResult<WriteTx> {
+        let slot = self.writer.clone().lock_owned().await;
+        Ok(WriteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _slot: slot,
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use crate::oauth::form::Params;
 use crate::oauth::resource;
 use crate::oauth::token_endpoint::TokenResponse;
 use crate::secret::{random_token, sha256_b64};
-use crate::store::{ClientRecord, Family, Issued, Redeemed};
+use crate::store::{ClientRecord, Family, FoundCode, Issued, Spent};
 
 use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token};
 
@@ -38,89 +38,115 @@ pub async fn grant(
     let verifier = params
         .get("code_verifier")
         .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
-    let with_refresh = client.metadata.allows_grant(GrantType::RefreshToken);
-    let max_ttl = app.config.refresh_token_max_ttl.as_secs();
-
-    let outcome = app
-        .store
-        .redeem_code(&sha256_b64(code.as_bytes()), now, &|stored, user| {
-            if stored.client_id != client.client_id {
-                return Err(invalid_grant("the code was issued to another client"));
-            }
-            if stored.expires_at <= now {
-                return Err(invalid_grant("the code has expired"));
-            }
-            if stored.redirect_uri != redirect_uri {
-                return Err(invalid_grant(
-                    "redirect_uri differs from the authorization request's",
-                ));
-            }
-            if !pkce_matches(verifier, &stored.code_challenge) {
-                return Err(invalid_grant(
-                    "code_verifier does not match the code_challenge",
-                ));
-            }
-            if user.disabled_at.is_some() {
-                return Err(invalid_grant("the user is disabled"));
-            }
-            let granted: Vec<String> =
-                serde_json::from_str(&stored.audience).map_err(OAuthError::internal)?;
-            let audience = narrow_audience(&requested, &granted)?;
-            let minted = mint(
-                app,
-                &UserTokens {
-                    client,
-                    user,
-                    sid: stored.sid.as_deref(),
-                    scope: &stored.scope,
-                    openid: stored.scope.split(' ').any(|s| s == "openid"),
-                    audience: &audience,
-                    auth_time: stored.auth_time,
-                    nonce: stored.nonce.as_deref(),
-                },
-                now,
-            )?;
-            let (family, refresh, raw) = if with_refresh {
-                let family = Family {
-                    id: random_token(16),
-                    client_id: client.client_id.clone(),
-                    sub: user.sub.clone(),
-                    sid: stored.sid.clone(),
-                    scope: stored.scope.clone(),
-                    audience: stored.audience.clone(),
-                    auth_time: stored.auth_time,
-                    created_at: now,
-                    expires_at: now.saturating_add_unsigned(max_ttl),
-                };
-                let (raw, record) = new_refresh_token(app, &family.id, family.expires_at, now);
-                (Some(family), Some(record), Some(raw))
-            } else {
-                (None, None, None)
-            };
-            Ok((
-                Issued {
-                    family,
-                    refresh,
-                    access_jti: minted.jti,
-                    access_exp: minted.exp,
-                },
-                TokenResponse {
-                    access_token: minted.access_token,
-                    token_type: "Bearer",
-                    expires_in: app.config.access_token_ttl.as_secs(),
-                    scope: stored.scope.clone(),
-                    refresh_token: raw,
-                    id_token: minted.id_token,
-                },
-            ))
-        })
-        .await?;
-    match outcome {
-        Redeemed::Issued(response) => Ok(response),
-        Redeemed::Unknown => Err(invalid_grant("the code is not valid")),
-        Redeemed::Replayed => Err(invalid_grant(
+    let code_hash = sha256_b64(code.as_bytes());
+    let Some(found) = app.store.find_code(&code_hash).await? else {
+        return Err(invalid_grant("the code is not valid"));
+    };
+    // Checked and signed outside the write transaction; `spend_code` then
+    // claims the code and writes what was issued in one transaction.
+    let planned = if found.used {
+        Err(invalid_grant(
+            "the code was already used; what it issued is revoked",
+        ))
+    } else {
+        plan(app, client, &found, &requested, redirect_uri, verifier, now)
+    };
+    let (issued, response) = match planned {
+        Ok(done) => done,
+        Err(e) => {
+            // A refused code is spent all the same (no second guess at
+            // PKCE), and a used one revokes what its first use issued.
+            app.store.spend_code(&code_hash, now, None).await?;
+            return Err(e);
+        }
+    };
+    match app.store.spend_code(&code_hash, now, Some(&issued)).await? {
+        Spent::Claimed => Ok(response),
+        Spent::Unknown | Spent::Revoked => Err(invalid_grant("the code is not valid")),
+        Spent::Replayed => Err(invalid_grant(
             "the code was already used; what it issued is revoked",
         )),
-        Redeemed::Refused(e) => Err(e),
     }
+}
+
+/// (7) The checks of RFC 6749 §4.1.3 and RFC 7636 §4.6, then the tokens.
+fn plan(
+    app: &App,
+    client: &ClientRecord,
+    found: &FoundCode,
+    requested: &[String],
+    redirect_uri: &str,
+    verifier: &str,
+    now: i64,
+) -> Result<(Issued, TokenResponse), OAuthError> {
+    let (stored, user) = (&found.code, &found.user);
+    if stored.client_id != client.client_id {
+        return Err(invalid_grant("the code was issued to another client"));
+    }
+    if stored.expires_at <= now {
+        return Err(invalid_grant("the code has expired"));
+    }
+    if stored.redirect_uri != redirect_uri {
+        return Err(invalid_grant(
+            "redirect_uri differs from the authorization request's",
+        ));
+    }
+    if !pkce_matches(verifier, &stored.code_challenge) {
+        return Err(invalid_grant(
+            "code_verifier does not match the code_challenge",
+        ));
+    }
+    if user.disabled_at.is_some() {
+        return Err(invalid_grant("the user is disabled"));
+    }
+    let granted: Vec<String> =
+        serde_json::from_str(&stored.audience).map_err(OAuthError::internal)?;
+    let audience = narrow_audience(requested, &granted)?;
+    let minted = mint(
+        app,
+        &UserTokens {
+            client,
+            user,
+            sid: stored.sid.as_deref(),
+            scope: &stored.scope,
+            openid: stored.scope.split(' ').any(|s| s == "openid"),
+            audience: &audience,
+            auth_time: stored.auth_time,
+            nonce: stored.nonce.as_deref(),
+        },
+        now,
+    )?;
+    let (family, refresh, raw) = if client.metadata.allows_grant(GrantType::RefreshToken) {
+        let family = Family {
+            id: random_token(16),
+            client_id: client.client_id.clone(),
+            sub: user.sub.clone(),
+            sid: stored.sid.clone(),
+            scope: stored.scope.clone(),
+            audience: stored.audience.clone(),
+            auth_time: stored.auth_time,
+            created_at: now,
+            expires_at: now.saturating_add_unsigned(app.config.refresh_token_max_ttl.as_secs()),
+        };
+        let (raw, record) = new_refresh_token(app, &family.id, family.expires_at, now);
+        (Some(family), Some(record), Some(raw))
+    } else {
+        (None, None, None)
+    };
+    Ok((
+        Issued {
+            family,
+            refresh,
+            access_jti: minted.jti,
+            access_exp: minted.exp,
+        },
+        TokenResponse {
+            access_token: minted.access_token,
+            token_type: "Bearer",
+            expires_in: app.config.access_token_ttl.as_secs(),
+            scope: stored.scope.clone(),
+            refresh_token: raw,
+            id_token: minted.id_token,
+        },
+    ))
 }

@@ -8,7 +8,7 @@ use crate::oauth::form::Params;
 use crate::oauth::token_endpoint::TokenResponse;
 use crate::oauth::{resource, scope};
 use crate::secret::sha256_b64;
-use crate::store::{ClientRecord, Issued, Redeemed};
+use crate::store::{ClientRecord, FoundRefresh, Issued, Spent};
 
 use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token};
 
@@ -35,81 +35,109 @@ pub async fn grant(
         .get("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
 
-    let outcome = app
+    let token_hash = sha256_b64(token.as_bytes());
+    let Some(found) = app.store.find_refresh(&token_hash).await? else {
+        return Err(invalid_grant("the refresh token is not valid"));
+    };
+    if found.used {
+        // A replay: spending it again revokes the family.
+        app.store.spend_refresh(&token_hash, now, None).await?;
+        return Err(invalid_grant(
+            "the refresh token was already used; its family is revoked",
+        ));
+    }
+    if found.family_revoked {
+        return Err(invalid_grant("the refresh token was revoked"));
+    }
+    // Checked and signed outside the write transaction; a refusal here
+    // leaves the token unspent.
+    let (issued, response) = plan(
+        app,
+        client,
+        &found,
+        requested_scope.as_deref(),
+        &requested,
+        now,
+    )?;
+    match app
         .store
-        .refresh(
-            &sha256_b64(token.as_bytes()),
-            now,
-            &|family, stored, user| {
-                if family.client_id != client.client_id {
-                    return Err(invalid_grant(
-                        "the refresh token was issued to another client",
-                    ));
-                }
-                if stored.expires_at <= now || family.expires_at <= now {
-                    return Err(invalid_grant("the refresh token has expired"));
-                }
-                if user.disabled_at.is_some() {
-                    return Err(invalid_grant("the user is disabled"));
-                }
-                let granted: Vec<&str> =
-                    family.scope.split(' ').filter(|s| !s.is_empty()).collect();
-                let scope = match &requested_scope {
-                    Some(scopes) => {
-                        if let Some(s) = scopes.iter().find(|s| !granted.contains(&s.as_str())) {
-                            return Err(OAuthError::new(
-                                ErrorCode::InvalidScope,
-                                format!("scope {s} was not granted"),
-                            ));
-                        }
-                        scopes.join(" ")
-                    }
-                    None => family.scope.clone(),
-                };
-                let granted_audience: Vec<String> =
-                    serde_json::from_str(&family.audience).map_err(OAuthError::internal)?;
-                let audience = narrow_audience(&requested, &granted_audience)?;
-                let minted = mint(
-                    app,
-                    &UserTokens {
-                        client,
-                        user,
-                        sid: family.sid.as_deref(),
-                        scope: &scope,
-                        // OIDC Core §12.2: a new ID token when `openid` was granted.
-                        openid: granted.contains(&"openid"),
-                        audience: &audience,
-                        auth_time: family.auth_time,
-                        nonce: None,
-                    },
-                    now,
-                )?;
-                let (raw, record) = new_refresh_token(app, &family.id, family.expires_at, now);
-                Ok((
-                    Issued {
-                        family: None,
-                        refresh: Some(record),
-                        access_jti: minted.jti,
-                        access_exp: minted.exp,
-                    },
-                    TokenResponse {
-                        access_token: minted.access_token,
-                        token_type: "Bearer",
-                        expires_in: app.config.access_token_ttl.as_secs(),
-                        scope,
-                        refresh_token: Some(raw),
-                        id_token: minted.id_token,
-                    },
-                ))
-            },
-        )
-        .await?;
-    match outcome {
-        Redeemed::Issued(response) => Ok(response),
-        Redeemed::Unknown => Err(invalid_grant("the refresh token is not valid")),
-        Redeemed::Replayed => Err(invalid_grant(
+        .spend_refresh(&token_hash, now, Some(&issued))
+        .await?
+    {
+        Spent::Claimed => Ok(response),
+        Spent::Unknown | Spent::Revoked => Err(invalid_grant("the refresh token was revoked")),
+        Spent::Replayed => Err(invalid_grant(
             "the refresh token was already used; its family is revoked",
         )),
-        Redeemed::Refused(e) => Err(e),
     }
+}
+
+fn plan(
+    app: &App,
+    client: &ClientRecord,
+    found: &FoundRefresh,
+    requested_scope: Option<&[String]>,
+    requested: &[String],
+    now: i64,
+) -> Result<(Issued, TokenResponse), OAuthError> {
+    let (family, stored, user) = (&found.family, &found.token, &found.user);
+    if family.client_id != client.client_id {
+        return Err(invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    if stored.expires_at <= now || family.expires_at <= now {
+        return Err(invalid_grant("the refresh token has expired"));
+    }
+    if user.disabled_at.is_some() {
+        return Err(invalid_grant("the user is disabled"));
+    }
+    let granted: Vec<&str> = family.scope.split(' ').filter(|s| !s.is_empty()).collect();
+    let scope = match requested_scope {
+        Some(scopes) => {
+            if let Some(s) = scopes.iter().find(|s| !granted.contains(&s.as_str())) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    format!("scope {s} was not granted"),
+                ));
+            }
+            scopes.join(" ")
+        }
+        None => family.scope.clone(),
+    };
+    let granted_audience: Vec<String> =
+        serde_json::from_str(&family.audience).map_err(OAuthError::internal)?;
+    let audience = narrow_audience(requested, &granted_audience)?;
+    let minted = mint(
+        app,
+        &UserTokens {
+            client,
+            user,
+            sid: family.sid.as_deref(),
+            scope: &scope,
+            // OIDC Core §12.2: a new ID token when `openid` was granted.
+            openid: granted.contains(&"openid"),
+            audience: &audience,
+            auth_time: family.auth_time,
+            nonce: None,
+        },
+        now,
+    )?;
+    let (raw, record) = new_refresh_token(app, &family.id, family.expires_at, now);
+    Ok((
+        Issued {
+            family: None,
+            refresh: Some(record),
+            access_jti: minted.jti,
+            access_exp: minted.exp,
+        },
+        TokenResponse {
+            access_token: minted.access_token,
+            token_type: "Bearer",
+            expires_in: app.config.access_token_ttl.as_secs(),
+            scope,
+            refresh_token: Some(raw),
+            id_token: minted.id_token,
+        },
+    ))
 }
