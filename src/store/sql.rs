@@ -114,6 +114,9 @@ pub(super) fn redirect_origins(rows: Vec<(String,)>) -> Result<Vec<String>, Stor
 pub(super) struct CodeRow {
     #[sqlx(flatten)]
     pub code: super::CodeRecord,
+    /// The code's user (same `sub` column).
+    #[sqlx(flatten)]
+    pub user: super::User,
     pub used_at: Option<i64>,
 }
 
@@ -127,6 +130,9 @@ pub(super) struct RefreshRow {
     pub used_at: Option<i64>,
     #[sqlx(flatten)]
     pub family: super::Family,
+    /// The family's user (same `sub` column).
+    #[sqlx(flatten)]
+    pub user: super::User,
     pub revoked_at: Option<i64>,
 }
 
@@ -383,18 +389,15 @@ macro_rules! shared_store_impl {
 
             async fn find_code(&self, code_hash: &str) -> $crate::store::StoreResult<Option<$crate::store::FoundCode>> {
                 let row: Option<$crate::store::sql::CodeRow> = sqlx::query_as(
-                    "SELECT code_hash, client_id, sub, sid, redirect_uri, scope, audience, code_challenge, nonce, \
-                     auth_time, created_at, expires_at, used_at FROM authorization_codes WHERE code_hash = $1",
+                    "SELECT c.code_hash, c.client_id, c.sub, c.sid, c.redirect_uri, c.scope, c.audience, c.code_challenge, \
+                     c.nonce, c.auth_time, c.created_at, c.expires_at, c.used_at, \
+                     u.email, u.email_verified, u.name, u.picture, u.disabled_at \
+                     FROM authorization_codes c JOIN users u ON u.sub = c.sub WHERE c.code_hash = $1",
                 )
                 .bind(code_hash)
                 .fetch_optional(&self.pool)
                 .await?;
-                let Some(row) = row else { return Ok(None) };
-                let user: Option<$crate::store::User> = sqlx::query_as($crate::store::sql::SELECT_USER)
-                    .bind(&row.code.sub)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(user.map(|user| $crate::store::FoundCode { code: row.code, user, used: row.used_at.is_some() }))
+                Ok(row.map(|row| $crate::store::FoundCode { code: row.code, user: row.user, used: row.used_at.is_some() }))
             }
 
             async fn spend_code(
@@ -459,18 +462,14 @@ macro_rules! shared_store_impl {
                 let row: Option<$crate::store::sql::RefreshRow> = sqlx::query_as(
                     "SELECT t.token_hash, t.family_id, t.created_at AS token_created_at, t.expires_at AS token_expires_at, \
                      t.used_at, f.id, f.client_id, f.sub, f.sid, f.scope, f.audience, f.auth_time, f.created_at, \
-                     f.expires_at, f.revoked_at \
-                     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1",
+                     f.expires_at, f.revoked_at, u.email, u.email_verified, u.name, u.picture, u.disabled_at \
+                     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id JOIN users u ON u.sub = f.sub \
+                     WHERE t.token_hash = $1",
                 )
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?;
-                let Some(row) = row else { return Ok(None) };
-                let user: Option<$crate::store::User> = sqlx::query_as($crate::store::sql::SELECT_USER)
-                    .bind(&row.family.sub)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(user.map(|user| $crate::store::FoundRefresh {
+                Ok(row.map(|row| $crate::store::FoundRefresh {
                     token: $crate::store::RefreshRecord {
                         token_hash: row.token_hash,
                         family_id: row.family_id,
@@ -479,7 +478,7 @@ macro_rules! shared_store_impl {
                     },
                     family: row.family,
                     family_revoked: row.revoked_at.is_some(),
-                    user,
+                    user: row.user,
                     used: row.used_at.is_some(),
                 }))
             }
@@ -511,18 +510,28 @@ macro_rules! shared_store_impl {
                     tx.commit().await?;
                     return Ok(Spent::Replayed);
                 };
-                let live: Option<(String,)> = sqlx::query_as("SELECT id FROM refresh_families WHERE id = $1 AND revoked_at IS NULL")
-                    .bind(&family)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if live.is_none() {
-                    return Ok(Spent::Revoked);
-                }
-                let Some(issued) = issued else {
+                let Some(r) = issued.and_then(|i| i.refresh.as_ref().map(|r| (i, r))) else {
                     // Nothing to write: do not spend the token.
                     return Ok(Spent::Claimed);
                 };
-                $crate::store::sql::insert_refresh!(tx, issued);
+                let (issued, r) = r;
+                // The successor is written only into a family still live.
+                let written = sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, access_jti, access_exp) \
+                     SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
+                     (SELECT 1 FROM refresh_families WHERE id = $2 AND revoked_at IS NULL)",
+                )
+                .bind(&r.token_hash)
+                .bind(&family)
+                .bind(r.created_at)
+                .bind(r.expires_at)
+                .bind(&issued.access_jti)
+                .bind(issued.access_exp)
+                .execute(&mut *tx)
+                .await?;
+                if written.rows_affected() == 0 {
+                    return Ok(Spent::Revoked);
+                }
                 tx.commit().await?;
                 Ok(Spent::Claimed)
             }
