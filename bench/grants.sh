@@ -69,24 +69,30 @@ for store in sqlite postgres; do
     psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >/dev/null
     db="${PG_ADMIN%/*}/$name"
   fi
+  # Clients and credentials are made before the server starts (the CLI and
+  # bench-seed work on the database directly), so seeding never competes
+  # with the server for SQLite's write lock.
+  declare -A CID CSEC
+  for idalg in ES256 RS256; do
+    echo "{\"redirect_uris\":[\"https://bench.example/cb\"],\"grant_types\":[\"authorization_code\",\"refresh_token\"],\"id_token_signed_response_alg\":\"$idalg\"}" > "$WORK/meta.json"
+    created=$(env $(env_for "$db" "$dir") "$BIN" client create --metadata "$WORK/meta.json" --json 2>/dev/null)
+    CID[$idalg]=$(python3 -c 'import json,sys;print(json.load(sys.stdin)["client_id"])' <<<"$created")
+    CSEC[$idalg]=$(python3 -c 'import json,sys;print(json.load(sys.stdin)["client_secret"])' <<<"$created")
+    env $(env_for "$db" "$dir") "$SEED" codes "${CID[$idalg]}" 30000 "$WORK/codes-$idalg" 2>/dev/null
+  done
+  env $(env_for "$db" "$dir") "$SEED" refresh "${CID[ES256]}" "${CSEC[ES256]}" 40000 "$WORK/refresh" 2>/dev/null
   env $(env_for "$db" "$dir") "$BIN" serve >"$dir/tessera.log" 2>&1 & TPID=$!; PIDS+=("$TPID")
   wait_http "http://$PUB/readyz"
+  export WRK_THREADS=$THREADS
   for idalg in ES256 RS256; do
-    created=$(curl -fs -H "Authorization: Bearer $ADMIN_TOKEN" \
-      -d "{\"redirect_uris\":[\"https://bench.example/cb\"],\"grant_types\":[\"authorization_code\",\"refresh_token\"],\"id_token_signed_response_alg\":\"$idalg\"}" \
-      "http://$ADM/admin/clients")
-    cid=$(python3 -c 'import json,sys;print(json.load(sys.stdin)["client_id"])' <<<"$created")
-    csec=$(python3 -c 'import json,sys;print(json.load(sys.stdin)["client_secret"])' <<<"$created")
+    cid=${CID[$idalg]}; csec=${CSEC[$idalg]}
     export WRK_BASIC; WRK_BASIC=$(printf '%s:%s' "$cid" "$csec" | base64 -w0)
-    export WRK_THREADS=$THREADS
-    env $(env_for "$db" "$dir") "$SEED" codes "$cid" 30000 "$WORK/codes"
     # Warm the verification cache with one real redemption.
-    head -1 "$WORK/codes" > "$WORK/one"; sed -i 1d "$WORK/codes"
-    curl -fs -u "$cid:$csec" -d "grant_type=authorization_code&code=$(cat "$WORK/one")&redirect_uri=$REDIRECT_ENC&code_verifier=$VERIFIER" "http://$PUB/token" >/dev/null
-    WRK_LINES="$WORK/codes" WRK_TEMPLATE="grant_type=authorization_code&code={}&redirect_uri=$REDIRECT_ENC&code_verifier=$VERIFIER" \
+    code=$(head -1 "$WORK/codes-$idalg"); sed -i 1d "$WORK/codes-$idalg"
+    curl -fs -u "$cid:$csec" -d "grant_type=authorization_code&code=$code&redirect_uri=$REDIRECT_ENC&code_verifier=$VERIFIER" "http://$PUB/token" >/dev/null
+    WRK_LINES="$WORK/codes-$idalg" WRK_TEMPLATE="grant_type=authorization_code&code={}&redirect_uri=$REDIRECT_ENC&code_verifier=$VERIFIER" \
       run_wrk "$store code redemption, ID token $idalg" "http://$PUB/token" bench/wrk-lines.lua
     if [ "$idalg" = ES256 ]; then
-      env $(env_for "$db" "$dir") "$SEED" refresh "$cid" "$csec" 40000 "$WORK/refresh"
       WRK_LINES="$WORK/refresh" WRK_TEMPLATE="grant_type=refresh_token&refresh_token={}" \
         run_wrk "$store refresh with rotation, ID token $idalg" "http://$PUB/token" bench/wrk-lines.lua
     fi
