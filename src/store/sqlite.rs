@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::StoreResult;
@@ -51,10 +51,13 @@ impl std::ops::DerefMut for WriteTx {
 
 impl SqliteStore {
     pub async fn open(path: &Path, max_connections: u32) -> StoreResult<Self> {
+        // `journal_mode` is not set on every connection: WAL is persistent,
+        // and the pragma needs an exclusive lock that the busy timeout does
+        // not wait for, so a CLI opening the database next to a busy server
+        // would fail with "database is locked". It is set once, below.
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
@@ -63,6 +66,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
+        ensure_wal(&pool).await?;
         Ok(Self {
             pool,
             writer: Arc::new(tokio::sync::Mutex::new(())),
@@ -85,6 +89,39 @@ impl SqliteStore {
     /// SQLite has one writer at a time: an immediate transaction is the lock.
     async fn begin_locked(&self) -> StoreResult<WriteTx> {
         self.begin_write().await
+    }
+}
+
+/// Switches a new database file to WAL (once; the mode is persistent),
+/// retrying while another process holds the lock the switch needs.
+async fn ensure_wal(pool: &SqlitePool) -> StoreResult<()> {
+    let mut delay = Duration::from_millis(20);
+    for _ in 0..10 {
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(pool)
+            .await?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        if let Err(e) = sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await {
+            match super::StoreError::from(e) {
+                super::StoreError::Unavailable(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                other => return Err(other),
+            }
+        }
+    }
+    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(pool)
+        .await?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(super::StoreError::Other(anyhow::anyhow!(
+            "cannot switch the SQLite database to WAL mode (journal_mode is {mode})"
+        )))
     }
 }
 
