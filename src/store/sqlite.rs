@@ -95,34 +95,28 @@ impl SqliteStore {
 /// Switches a new database file to WAL (once; the mode is persistent),
 /// retrying while another process holds the lock the switch needs.
 async fn ensure_wal(pool: &SqlitePool) -> StoreResult<()> {
-    let mut delay = Duration::from_millis(20);
-    for _ in 0..10 {
-        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+    let mut delay = Duration::from_millis(10);
+    let mut mode = String::new();
+    for _ in 0..40 {
+        // The pragma answers the mode in force: "wal" once switched; the
+        // old mode while another connection prevents the switch.
+        match sqlx::query_as::<_, (String,)>("PRAGMA journal_mode = WAL")
             .fetch_one(pool)
-            .await?;
-        if mode.eq_ignore_ascii_case("wal") {
-            return Ok(());
-        }
-        if let Err(e) = sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await {
-            match super::StoreError::from(e) {
-                super::StoreError::Unavailable(_) => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(1));
-                }
+            .await
+        {
+            Ok((m,)) if m.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok((m,)) => mode = m,
+            Err(e) => match super::StoreError::from(e) {
+                super::StoreError::Unavailable(_) => {}
                 other => return Err(other),
-            }
+            },
         }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(500));
     }
-    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-        .fetch_one(pool)
-        .await?;
-    if mode.eq_ignore_ascii_case("wal") {
-        Ok(())
-    } else {
-        Err(super::StoreError::Other(anyhow::anyhow!(
-            "cannot switch the SQLite database to WAL mode (journal_mode is {mode})"
-        )))
-    }
+    Err(super::StoreError::Other(anyhow::anyhow!(
+        "cannot switch the SQLite database to WAL mode (journal_mode is {mode})"
+    )))
 }
 
 impl SqliteStore {
