@@ -97,7 +97,7 @@ impl Default for Metrics {
 }
 
 /// The label for an HTTP method: the standard ones, or `other`.
-fn method_label(method: &str) -> &'static str {
+pub fn method_label(method: &str) -> &'static str {
     const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"];
     KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
 }
@@ -107,7 +107,8 @@ fn method_label(method: &str) -> &'static str {
 const MAX_ENDPOINTS: usize = 64;
 
 impl Metrics {
-    fn intern(&self, endpoint: &str) -> &'static str {
+    /// The `'static` label of a route template.
+    pub fn intern(&self, endpoint: &str) -> &'static str {
         if let Ok(map) = self.endpoints.read() {
             if let Some(e) = map.get(endpoint) {
                 return e;
@@ -124,12 +125,11 @@ impl Metrics {
         leaked
     }
 
-    pub fn request(&self, endpoint: &str, method: &str, status: u16, seconds: f64) {
-        let endpoint = self.intern(endpoint);
+    pub fn request(&self, endpoint: &'static str, method: &'static str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
                 endpoint,
-                method: method_label(method),
+                method,
                 status,
             })
             .inc();

@@ -7,20 +7,12 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::AppState;
 
-/// Anyone may read public keys and metadata. The answer does not depend on
-/// the origin, so a fixed header does (no `Vary`, nothing computed per
-/// request on the hottest path); `preflight` answers the rare `OPTIONS`.
-pub fn public_documents() -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::overriding(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    )
-}
-
+/// Anyone may read public keys and metadata (`/jwks` and discovery set
+/// `Access-Control-Allow-Origin: *` themselves: the answer does not depend
+/// on the origin, so no `Vary`); this answers their rare preflight.
 pub async fn preflight() -> impl IntoResponse {
     (
         StatusCode::NO_CONTENT,

@@ -21,21 +21,22 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(app: AppState) -> Router {
     let cache_control = public_cache_control(&app);
+    let (c1, c2, c3) = (cache_control.clone(), cache_control.clone(), cache_control);
     let documents = Router::new()
         .route(
             "/jwks",
-            get(move |State(app): State<AppState>| jwks(app, cache_control.clone()))
-                .options(cors::preflight),
+            get(move |State(app): State<AppState>| jwks(app, c1.clone())).options(cors::preflight),
         )
         .route(
             "/.well-known/openid-configuration",
-            get(discovery).options(cors::preflight),
+            get(move |State(app): State<AppState>| discovery(app, c2.clone()))
+                .options(cors::preflight),
         )
         .route(
             "/.well-known/oauth-authorization-server",
-            get(discovery).options(cors::preflight),
-        )
-        .layer(cors::public_documents());
+            get(move |State(app): State<AppState>| discovery(app, c3.clone()))
+                .options(cors::preflight),
+        );
     let cors_origins = Arc::new(cors::OriginCache::default());
     let api = Router::new()
         .route("/token", post(token))
@@ -166,6 +167,11 @@ async fn jwks(app: AppState, cache_control: HeaderValue) -> Response {
                 HeaderValue::from_static("application/json"),
             ),
             (header::CACHE_CONTROL, cache_control),
+            // CORS: anyone may read public keys (no `Vary`: the answer is the same for all).
+            (
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            ),
         ],
         app.keys.current().jwks.clone(),
     )
@@ -173,13 +179,14 @@ async fn jwks(app: AppState, cache_control: HeaderValue) -> Response {
 }
 
 /// `Cache-Control` of the public documents: as long as a pending key waits
-/// before signing (`TESSERA_JWKS_MAX_AGE`), so every cache sees a new key first.
+/// before signing (`TESSERA_JWKS_MAX_AGE`), so every cache sees a new key
+/// first. Built once per router; a static value clones without touching a
+/// shared reference count on the hottest path.
 fn public_cache_control(app: &App) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "public, max-age={}",
-        app.config.jwks_max_age.as_secs()
-    ))
-    .unwrap_or(HeaderValue::from_static("no-cache"))
+    let value: &'static str = Box::leak(
+        format!("public, max-age={}", app.config.jwks_max_age.as_secs()).into_boxed_str(),
+    );
+    HeaderValue::from_static(value)
 }
 
 /// The authorization server metadata (RFC 8414 §2, OIDC Discovery §3): one
@@ -211,11 +218,14 @@ pub fn metadata(app: &App) -> serde_json::Value {
     })
 }
 
-async fn discovery(State(app): State<AppState>) -> Response {
+async fn discovery(app: AppState, cache_control: HeaderValue) -> Response {
     let mut response = axum::Json(metadata(&app)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, public_cache_control(&app));
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, cache_control);
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     response
 }
 
