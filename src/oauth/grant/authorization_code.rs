@@ -116,7 +116,7 @@ fn plan(
         },
         now,
     )?;
-    let (family, refresh, raw) = if client.metadata.allows_grant(GrantType::RefreshToken) {
+    let (family, refresh) = if client.metadata.allows_grant(GrantType::RefreshToken) {
         let family = Family {
             id: random_token(16),
             client_id: client.client_id.clone(),
@@ -128,25 +128,10 @@ fn plan(
             created_at: now,
             expires_at: now.saturating_add_unsigned(app.config.refresh_token_max_ttl.as_secs()),
         };
-        let (raw, record) = new_refresh_token(app, &family.id, family.expires_at, now);
-        (Some(family), Some(record), Some(raw))
+        let refresh = new_refresh_token(app, &family.id, family.expires_at, now);
+        (Some(family), Some(refresh))
     } else {
-        (None, None, None)
+        (None, None)
     };
-    Ok((
-        Issued {
-            family,
-            refresh,
-            access_jti: minted.jti,
-            access_exp: minted.exp,
-        },
-        TokenResponse {
-            access_token: minted.access_token,
-            token_type: "Bearer",
-            expires_in: app.config.access_token_ttl.as_secs(),
-            scope: stored.scope.clone(),
-            refresh_token: raw,
-            id_token: minted.id_token,
-        },
-    ))
+    Ok(minted.issue(app, stored.scope.clone(), family, refresh))
 }

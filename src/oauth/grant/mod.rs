@@ -126,6 +126,38 @@ pub fn new_refresh_token(
     (raw, record)
 }
 
+impl Minted {
+    /// What to write beside the spent code or refresh token, and the answer.
+    pub fn issue(
+        self,
+        app: &App,
+        scope: String,
+        family: Option<crate::store::Family>,
+        refresh: Option<(String, RefreshRecord)>,
+    ) -> (
+        crate::store::Issued,
+        crate::oauth::token_endpoint::TokenResponse,
+    ) {
+        let (raw, record) = refresh.map_or((None, None), |(raw, record)| (Some(raw), Some(record)));
+        (
+            crate::store::Issued {
+                family,
+                refresh: record,
+                access_jti: self.jti,
+                access_exp: self.exp,
+            },
+            crate::oauth::token_endpoint::TokenResponse {
+                access_token: self.access_token,
+                token_type: "Bearer",
+                expires_in: app.config.access_token_ttl.as_secs(),
+                scope,
+                refresh_token: raw,
+                id_token: self.id_token,
+            },
+        )
+    }
+}
+
 pub fn invalid_grant(d: &'static str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidGrant, d)
 }

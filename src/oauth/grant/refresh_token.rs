@@ -123,21 +123,6 @@ fn plan(
         },
         now,
     )?;
-    let (raw, record) = new_refresh_token(app, &family.id, family.expires_at, now);
-    Ok((
-        Issued {
-            family: None,
-            refresh: Some(record),
-            access_jti: minted.jti,
-            access_exp: minted.exp,
-        },
-        TokenResponse {
-            access_token: minted.access_token,
-            token_type: "Bearer",
-            expires_in: app.config.access_token_ttl.as_secs(),
-            scope,
-            refresh_token: Some(raw),
-            id_token: minted.id_token,
-        },
-    ))
+    let refresh = new_refresh_token(app, &family.id, family.expires_at, now);
+    Ok(minted.issue(app, scope, None, Some(refresh)))
 }
