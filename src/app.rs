@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::oauth::client_auth::SecretVerifier;
 use crate::oauth::clients::ClientCache;
 use crate::store::Store;
+use crate::store::group::GroupCommit;
 use crate::token::Alg;
 use crate::token::keys::{KeyDir, KeySet, Keys};
 use crate::token::rotation;
@@ -30,6 +31,8 @@ impl Clock for SystemClock {
 pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    /// Where codes and refresh tokens are spent (group commit).
+    pub spends: GroupCommit,
     pub keys: Keys,
     pub clients: ClientCache,
     pub verifier: SecretVerifier,
@@ -85,8 +88,15 @@ impl App {
         let verifier =
             tokio::task::spawn_blocking(move || SecretVerifier::new(failures_per_minute)).await??;
         let upstream = crate::upstream::Upstream::from_config(&config)?.map(Arc::new);
+        // SQLite has one writer: one batch at a time. PostgreSQL commits
+        // several side by side.
+        let parallel = match &config.database_url {
+            crate::config::DatabaseUrl::Sqlite(_) => 1,
+            crate::config::DatabaseUrl::Postgres(_) => 4,
+        };
         Ok(Self {
             upstream,
+            spends: GroupCommit::start(store.clone(), parallel),
             store,
             keys: Keys::new(dir, set),
             clients: ClientCache::default(),

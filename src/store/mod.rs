@@ -3,6 +3,7 @@
 //! both share is written once, in `sql.rs`; each backend adds only what truly
 //! differs (connection set-up, migrations, write locks).
 
+pub mod group;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -194,7 +195,7 @@ pub struct Issued {
 
 /// A code as found before it is spent: the tokens are signed outside the
 /// write transaction (a signature can take a millisecond; the write lock
-/// should not), then `spend_code` claims it.
+/// should not), then `Store::spend` claims it.
 #[derive(Clone, Debug)]
 pub struct FoundCode {
     pub code: CodeRecord,
@@ -210,6 +211,24 @@ pub struct FoundRefresh {
     pub family_revoked: bool,
     pub user: User,
     pub used: bool,
+}
+
+/// A single-use credential to spend, and what redeeming it issued.
+#[derive(Clone, Debug)]
+pub struct Spend {
+    pub kind: SpendKind,
+    /// SHA-256 of the code or refresh token.
+    pub hash: String,
+    pub now: i64,
+    /// `None`: a refused redemption. A code is burnt all the same (no second
+    /// guess at PKCE); a refresh token is not spent, only checked for replay.
+    pub issued: Option<Issued>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpendKind {
+    Code,
+    Refresh,
 }
 
 /// What spending a single-use credential did.
@@ -332,27 +351,15 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_code(&self, code: &CodeRecord) -> StoreResult<()>;
     /// Reads a code and its user, without claiming it.
     async fn find_code(&self, code_hash: &str) -> StoreResult<Option<FoundCode>>;
-    /// Claims a code with one conditional UPDATE and, in the same
-    /// transaction, writes what it issued (`None`: a refused redemption that
-    /// only burns the code). A code used before revokes what its first use
-    /// issued.
-    async fn spend_code(
-        &self,
-        code_hash: &str,
-        now: i64,
-        issued: Option<&Issued>,
-    ) -> StoreResult<Spent>;
     /// Reads a refresh token, its family and user, without spending it.
     async fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<FoundRefresh>>;
-    /// Spends a refresh token with one conditional UPDATE and writes its
-    /// successor in the same transaction (`None`: only checks for replay).
-    /// A token used before revokes its whole family (RFC 9700 §4.14.2).
-    async fn spend_refresh(
-        &self,
-        token_hash: &str,
-        now: i64,
-        issued: Option<&Issued>,
-    ) -> StoreResult<Spent>;
+    /// Spends a batch of codes and refresh tokens in one transaction (group
+    /// commit, see `store::group`), answering one `Spent` per item, in order.
+    /// Each item is claimed with a conditional UPDATE and what it issued is
+    /// written beside it; an item used before is a replay and revokes what
+    /// its first use issued (RFC 6749 §4.1.2, RFC 9700 §4.14.2). Two items of
+    /// one batch with the same hash: the first wins, the others are replays.
+    async fn spend(&self, batch: &[Spend]) -> StoreResult<Vec<Spent>>;
     /// Whether an access token's `jti` was revoked.
     async fn is_revoked(&self, jti: &str) -> StoreResult<bool>;
     /// Reads the key records under an exclusive database lock, asks `plan`

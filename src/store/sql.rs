@@ -400,64 +400,6 @@ macro_rules! shared_store_impl {
                 Ok(row.map(|row| $crate::store::FoundCode { code: row.code, user: row.user, used: row.used_at.is_some() }))
             }
 
-            async fn spend_code(
-                &self,
-                code_hash: &str,
-                now: i64,
-                issued: Option<&$crate::store::Issued>,
-            ) -> $crate::store::StoreResult<$crate::store::Spent> {
-                use $crate::store::Spent;
-                let mut tx = self.begin_write().await?;
-                let claimed = sqlx::query("UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
-                    .bind(code_hash)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected() == 1;
-                if !claimed {
-                    let used: Option<(Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
-                        "SELECT family_id, access_jti, access_exp FROM authorization_codes WHERE code_hash = $1",
-                    )
-                    .bind(code_hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some((family, jti, exp)) = used else {
-                        return Ok(Spent::Unknown);
-                    };
-                    if let (Some(jti), Some(exp)) = (jti, exp) {
-                        sqlx::query("INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
-                            .bind(jti).bind(exp).bind(now).execute(&mut *tx).await?;
-                    }
-                    if let Some(family) = family {
-                        $crate::store::sql::revoke_family!(tx, &family, now, "code_replay");
-                    }
-                    tx.commit().await?;
-                    return Ok(Spent::Replayed);
-                }
-                if let Some(issued) = issued {
-                    if let Some(f) = &issued.family {
-                        sqlx::query(
-                            "INSERT INTO refresh_families (id, client_id, sub, sid, scope, audience, auth_time, created_at, expires_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        )
-                        .bind(&f.id).bind(&f.client_id).bind(&f.sub).bind(&f.sid).bind(&f.scope).bind(&f.audience)
-                        .bind(f.auth_time).bind(f.created_at).bind(f.expires_at)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    $crate::store::sql::insert_refresh!(tx, issued);
-                    sqlx::query("UPDATE authorization_codes SET family_id = $2, access_jti = $3, access_exp = $4 WHERE code_hash = $1")
-                        .bind(code_hash)
-                        .bind(issued.family.as_ref().map(|f| f.id.clone()))
-                        .bind(&issued.access_jti)
-                        .bind(issued.access_exp)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(Spent::Claimed)
-            }
-
             async fn find_refresh(&self, token_hash: &str) -> $crate::store::StoreResult<Option<$crate::store::FoundRefresh>> {
                 let row: Option<$crate::store::sql::RefreshRow> = sqlx::query_as(
                     "SELECT t.token_hash, t.family_id, t.created_at AS token_created_at, t.expires_at AS token_expires_at, \
@@ -483,57 +425,180 @@ macro_rules! shared_store_impl {
                 }))
             }
 
-            async fn spend_refresh(
+            async fn spend(
                 &self,
-                token_hash: &str,
-                now: i64,
-                issued: Option<&$crate::store::Issued>,
-            ) -> $crate::store::StoreResult<$crate::store::Spent> {
-                use $crate::store::Spent;
+                batch: &[$crate::store::Spend],
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Spent>> {
+                use std::collections::HashMap;
+                use $crate::store::sql::{in_list, values_list};
+                use $crate::store::{SpendKind, Spent};
+                let now = batch.iter().map(|s| s.now).max().unwrap_or_default();
                 let mut tx = self.begin_write().await?;
-                let claimed: Option<(String,)> = sqlx::query_as(
-                    "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL RETURNING family_id",
-                )
-                .bind(token_hash)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((family,)) = claimed else {
-                    let used: Option<(String,)> = sqlx::query_as("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
-                        .bind(token_hash)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let Some((family,)) = used else {
-                        return Ok(Spent::Unknown);
+
+                // 1. Claim every code, and every refresh token that issued a
+                //    successor and whose family is live, with one UPDATE each.
+                let codes: Vec<&str> = batch
+                    .iter()
+                    .filter(|s| s.kind == SpendKind::Code)
+                    .map(|s| s.hash.as_str())
+                    .collect();
+                let mut claimed_codes: HashMap<String, ()> = HashMap::new();
+                if !codes.is_empty() {
+                    let sql = format!(
+                        "UPDATE authorization_codes SET used_at = $1 \
+                         WHERE used_at IS NULL AND code_hash IN ({}) RETURNING code_hash",
+                        in_list(2, codes.len())
+                    );
+                    let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(now);
+                    for h in &codes {
+                        q = q.bind(*h);
+                    }
+                    claimed_codes = q.fetch_all(&mut *tx).await?.into_iter().map(|(h,)| (h, ())).collect();
+                }
+                let refreshes: Vec<&str> = batch
+                    .iter()
+                    .filter(|s| s.kind == SpendKind::Refresh && s.issued.is_some())
+                    .map(|s| s.hash.as_str())
+                    .collect();
+                let mut claimed_refresh: HashMap<String, String> = HashMap::new();
+                if !refreshes.is_empty() {
+                    let sql = format!(
+                        "UPDATE refresh_tokens SET used_at = $1 \
+                         WHERE used_at IS NULL AND token_hash IN ({}) \
+                         AND EXISTS (SELECT 1 FROM refresh_families f \
+                         WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL) \
+                         RETURNING token_hash, family_id",
+                        in_list(2, refreshes.len())
+                    );
+                    let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(now);
+                    for h in &refreshes {
+                        q = q.bind(*h);
+                    }
+                    claimed_refresh = q.fetch_all(&mut *tx).await?.into_iter().collect();
+                }
+
+                // 2. What the winners issued; the first item with a hash wins.
+                let mut results: Vec<Option<Spent>> = vec![None; batch.len()];
+                let mut families = Vec::new();
+                let mut tokens = Vec::new();
+                let mut code_rows = Vec::new();
+                for (s, result) in batch.iter().zip(results.iter_mut()) {
+                    let won = match s.kind {
+                        SpendKind::Code => claimed_codes.remove(&s.hash).is_some(),
+                        SpendKind::Refresh => match (&s.issued, claimed_refresh.remove(&s.hash)) {
+                            (Some(issued), Some(family)) => {
+                                if let Some(r) = &issued.refresh {
+                                    tokens.push((r, family, issued));
+                                }
+                                true
+                            }
+                            _ => false,
+                        },
                     };
-                    $crate::store::sql::revoke_family!(tx, &family, now, "refresh_reuse");
-                    tx.commit().await?;
-                    return Ok(Spent::Replayed);
-                };
-                let Some(r) = issued.and_then(|i| i.refresh.as_ref().map(|r| (i, r))) else {
-                    // Nothing to write: do not spend the token.
-                    return Ok(Spent::Claimed);
-                };
-                let (issued, r) = r;
-                // The successor is written only into a family still live.
-                let written = sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, access_jti, access_exp) \
-                     SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
-                     (SELECT 1 FROM refresh_families WHERE id = $2 AND revoked_at IS NULL)",
-                )
-                .bind(&r.token_hash)
-                .bind(&family)
-                .bind(r.created_at)
-                .bind(r.expires_at)
-                .bind(&issued.access_jti)
-                .bind(issued.access_exp)
-                .execute(&mut *tx)
-                .await?;
-                if written.rows_affected() == 0 {
-                    return Ok(Spent::Revoked);
+                    if !won {
+                        continue;
+                    }
+                    *result = Some(Spent::Claimed);
+                    if let (SpendKind::Code, Some(issued)) = (s.kind, &s.issued) {
+                        if let Some(f) = &issued.family {
+                            families.push(f);
+                        }
+                        if let Some(r) = &issued.refresh {
+                            tokens.push((r, r.family_id.clone(), issued));
+                        }
+                        code_rows.push((s.hash.as_str(), issued));
+                    }
+                }
+
+                // 3. Written with one multi-row statement per table.
+                if !families.is_empty() {
+                    let sql = format!(
+                        "INSERT INTO refresh_families (id, client_id, sub, sid, scope, audience, auth_time, created_at, expires_at) VALUES {}",
+                        values_list(1, families.len(), 9)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for f in &families {
+                        q = q.bind(&f.id).bind(&f.client_id).bind(&f.sub).bind(&f.sid).bind(&f.scope)
+                            .bind(&f.audience).bind(f.auth_time).bind(f.created_at).bind(f.expires_at);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                if !tokens.is_empty() {
+                    let sql = format!(
+                        "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, access_jti, access_exp) VALUES {}",
+                        values_list(1, tokens.len(), 6)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (r, family, issued) in &tokens {
+                        q = q.bind(&r.token_hash).bind(family).bind(r.created_at).bind(r.expires_at)
+                            .bind(&issued.access_jti).bind(issued.access_exp);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                if !code_rows.is_empty() {
+                    // What a code issued, revoked if the code comes back.
+                    let sql = format!(
+                        "UPDATE authorization_codes SET family_id = v.column2, access_jti = v.column3, \
+                         access_exp = CAST(v.column4 AS BIGINT) \
+                         FROM (VALUES {}) AS v WHERE authorization_codes.code_hash = v.column1",
+                        values_list(1, code_rows.len(), 4)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (hash, issued) in &code_rows {
+                        q = q.bind(*hash).bind(issued.family.as_ref().map(|f| f.id.as_str()))
+                            .bind(&issued.access_jti).bind(issued.access_exp);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+
+                // 4. The others, one by one (rare): unknown, replayed, or
+                //    (a refresh token) of a family revoked meanwhile.
+                let losers = batch.iter().zip(results.iter_mut()).filter(|(_, r)| r.is_none());
+                for (s, result) in losers {
+                    *result = Some(match s.kind {
+                        SpendKind::Code => {
+                            let used: Option<(Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+                                "SELECT family_id, access_jti, access_exp FROM authorization_codes WHERE code_hash = $1",
+                            )
+                            .bind(&s.hash)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                            match used {
+                                None => Spent::Unknown,
+                                Some((family, jti, exp)) => {
+                                    if let (Some(jti), Some(exp)) = (jti, exp) {
+                                        sqlx::query("INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
+                                            .bind(jti).bind(exp).bind(now).execute(&mut *tx).await?;
+                                    }
+                                    if let Some(family) = family {
+                                        $crate::store::sql::revoke_family!(tx, &family, now, "code_replay");
+                                    }
+                                    Spent::Replayed
+                                }
+                            }
+                        }
+                        SpendKind::Refresh => {
+                            let row: Option<(String, Option<i64>)> = sqlx::query_as(
+                                "SELECT family_id, used_at FROM refresh_tokens WHERE token_hash = $1",
+                            )
+                            .bind(&s.hash)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                            match row {
+                                None => Spent::Unknown,
+                                Some((family, Some(_))) => {
+                                    $crate::store::sql::revoke_family!(tx, &family, now, "refresh_reuse");
+                                    Spent::Replayed
+                                }
+                                // Unused: a refusal (nothing spent) or a family revoked meanwhile.
+                                Some((_, None)) if s.issued.is_none() => Spent::Unknown,
+                                Some((_, None)) => Spent::Revoked,
+                            }
+                        }
+                    });
                 }
                 tx.commit().await?;
-                Ok(Spent::Claimed)
+                Ok(results.into_iter().map(|r| r.unwrap_or(Spent::Unknown)).collect())
             }
 
             async fn is_revoked(&self, jti: &str) -> $crate::store::StoreResult<bool> {
@@ -614,26 +679,26 @@ macro_rules! revoke_family {
 }
 pub(super) use revoke_family;
 
-/// Writes the refresh token a grant issued, with the access token beside it.
-macro_rules! insert_refresh {
-    ($tx:ident, $issued:expr) => {
-        if let Some(r) = &$issued.refresh {
-            sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, access_jti, access_exp) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&r.token_hash)
-            .bind(&r.family_id)
-            .bind(r.created_at)
-            .bind(r.expires_at)
-            .bind(&$issued.access_jti)
-            .bind($issued.access_exp)
-            .execute(&mut *$tx)
-            .await?;
+/// `$start, $start+1, …`: `n` numbered parameters for an `IN` list.
+pub(super) fn in_list(start: usize, n: usize) -> String {
+    let mut out = String::with_capacity(n * 5);
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
         }
-    };
+        out.push('$');
+        out.push_str(&(start + i).to_string());
+    }
+    out
 }
-pub(super) use insert_refresh;
+
+/// `($start, …), (…)`: `rows` rows of `cols` numbered parameters each.
+pub(super) fn values_list(start: usize, rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", in_list(start + r * cols, cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The one-transaction user upsert, stamped onto each backend (it needs the
 /// backend's write transaction).

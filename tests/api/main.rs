@@ -15,5 +15,6 @@ mod discovery;
 mod keys;
 mod login;
 mod login_errors;
+mod store;
 mod token;
 mod upstream;

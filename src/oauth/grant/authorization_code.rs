@@ -10,7 +10,7 @@ use crate::oauth::form::Params;
 use crate::oauth::resource;
 use crate::oauth::token_endpoint::TokenResponse;
 use crate::secret::{random_token, sha256_b64};
-use crate::store::{ClientRecord, Family, FoundCode, Issued, Spent};
+use crate::store::{ClientRecord, Family, FoundCode, Issued, Spend, SpendKind, Spent};
 
 use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token};
 
@@ -42,8 +42,8 @@ pub async fn grant(
     let Some(found) = app.store.find_code(&code_hash).await? else {
         return Err(invalid_grant("the code is not valid"));
     };
-    // Checked and signed outside the write transaction; `spend_code` then
-    // claims the code and writes what was issued in one transaction.
+    // Checked and signed outside the write transaction; the code is then
+    // claimed, and what was issued written, in one transaction.
     let planned = if found.used {
         Err(invalid_grant(
             "the code was already used; what it issued is revoked",
@@ -56,11 +56,15 @@ pub async fn grant(
         Err(e) => {
             // A refused code is spent all the same (no second guess at
             // PKCE), and a used one revokes what its first use issued.
-            app.store.spend_code(&code_hash, now, None).await?;
+            app.spends.spend(spend(code_hash, now, None)).await?;
             return Err(e);
         }
     };
-    match app.store.spend_code(&code_hash, now, Some(&issued)).await? {
+    match app
+        .spends
+        .spend(spend(code_hash, now, Some(issued)))
+        .await?
+    {
         Spent::Claimed => Ok(response),
         Spent::Unknown | Spent::Revoked => Err(invalid_grant("the code is not valid")),
         Spent::Replayed => Err(invalid_grant(
@@ -134,4 +138,13 @@ fn plan(
         (None, None)
     };
     Ok(minted.issue(app, stored.scope.clone(), family, refresh))
+}
+
+fn spend(hash: String, now: i64, issued: Option<Issued>) -> Spend {
+    Spend {
+        kind: SpendKind::Code,
+        hash,
+        now,
+        issued,
+    }
 }

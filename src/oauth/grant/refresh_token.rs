@@ -8,7 +8,7 @@ use crate::oauth::form::Params;
 use crate::oauth::token_endpoint::TokenResponse;
 use crate::oauth::{resource, scope};
 use crate::secret::sha256_b64;
-use crate::store::{ClientRecord, FoundRefresh, Issued, Spent};
+use crate::store::{ClientRecord, FoundRefresh, Issued, Spend, SpendKind, Spent};
 
 use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token};
 
@@ -41,7 +41,7 @@ pub async fn grant(
     };
     if found.used {
         // A replay: spending it again revokes the family.
-        app.store.spend_refresh(&token_hash, now, None).await?;
+        app.spends.spend(spend(token_hash, now, None)).await?;
         return Err(invalid_grant(
             "the refresh token was already used; its family is revoked",
         ));
@@ -60,8 +60,8 @@ pub async fn grant(
         now,
     )?;
     match app
-        .store
-        .spend_refresh(&token_hash, now, Some(&issued))
+        .spends
+        .spend(spend(token_hash, now, Some(issued)))
         .await?
     {
         Spent::Claimed => Ok(response),
@@ -125,4 +125,13 @@ fn plan(
     )?;
     let refresh = new_refresh_token(app, &family.id, family.expires_at, now);
     Ok(minted.issue(app, scope, None, Some(refresh)))
+}
+
+fn spend(hash: String, now: i64, issued: Option<Issued>) -> Spend {
+    Spend {
+        kind: SpendKind::Refresh,
+        hash,
+        now,
+        issued,
+    }
 }

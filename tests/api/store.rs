@@ -1,0 +1,252 @@
+//! The storage interface itself, on both databases: spending codes and
+//! refresh tokens in batches (group commit), where one transaction holds
+//! several redemptions, duplicates and replays at once.
+
+use std::sync::Arc;
+
+use tessera::config::Config;
+use tessera::secret::{random_token, sha256_b64};
+use tessera::store::group::GroupCommit;
+use tessera::store::{Family, Issued, RefreshRecord, Spend, SpendKind, Spent, Store};
+
+use crate::both;
+use crate::common::{Backend, TestApp};
+use crate::login::{app_with_idp, code_for, web_client};
+
+/// A second connection to the test server's database.
+async fn open_store(app: &TestApp) -> Arc<dyn Store> {
+    let mut vars = app.env.vars();
+    vars.insert("TESSERA_ISSUER".into(), app.base.clone());
+    let config = Config::from_sources(None, &vars).unwrap();
+    tessera::store::connect(&config).await.unwrap()
+}
+
+/// What a code redemption issues: a new family and its first refresh token
+/// (when `refresh`), and an access token `jti`. Returns the raw refresh hash.
+async fn code_spend(store: &dyn Store, code: &str, refresh: bool) -> (Spend, Option<String>) {
+    let hash = sha256_b64(code.as_bytes());
+    let found = store.find_code(&hash).await.unwrap().unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let family = Family {
+        id: random_token(16),
+        client_id: found.code.client_id.clone(),
+        sub: found.user.sub.clone(),
+        sid: found.code.sid.clone(),
+        scope: found.code.scope.clone(),
+        audience: found.code.audience.clone(),
+        auth_time: found.code.auth_time,
+        created_at: now,
+        expires_at: now + 3600,
+    };
+    let token = RefreshRecord {
+        token_hash: sha256_b64(random_token(32).as_bytes()),
+        family_id: family.id.clone(),
+        created_at: now,
+        expires_at: now + 3600,
+    };
+    let token_hash = refresh.then(|| token.token_hash.clone());
+    let issued = Issued {
+        family: refresh.then_some(family),
+        refresh: refresh.then_some(token),
+        access_jti: random_token(16),
+        access_exp: now + 600,
+    };
+    let spend = Spend {
+        kind: SpendKind::Code,
+        hash,
+        now,
+        issued: Some(issued),
+    };
+    (spend, token_hash)
+}
+
+/// Rotating the refresh token `hash` (a stored hash) of `family`.
+fn refresh_spend(hash: &str, family: &str) -> (Spend, String) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let next = RefreshRecord {
+        token_hash: sha256_b64(random_token(32).as_bytes()),
+        family_id: family.to_owned(),
+        created_at: now,
+        expires_at: now + 3600,
+    };
+    let next_hash = next.token_hash.clone();
+    let spend = Spend {
+        kind: SpendKind::Refresh,
+        hash: hash.to_owned(),
+        now,
+        issued: Some(Issued {
+            family: None,
+            refresh: Some(next),
+            access_jti: random_token(16),
+            access_exp: now + 600,
+        }),
+    };
+    (spend, next_hash)
+}
+
+fn jti(spend: &Spend) -> String {
+    spend.issued.as_ref().unwrap().access_jti.clone()
+}
+
+fn family_of(spend: &Spend) -> String {
+    spend
+        .issued
+        .as_ref()
+        .unwrap()
+        .family
+        .as_ref()
+        .unwrap()
+        .id
+        .clone()
+}
+
+async fn one_batch_spends_codes_and_treats_duplicates_as_replays(backend: Backend) {
+    let (app, _idp) = app_with_idp(backend, &[]).await;
+    let (id, _) = web_client(&app, serde_json::json!({"skip_consent": true})).await;
+    let store = open_store(&app).await;
+    let (c1, c2) = (code_for(&app, &id).await, code_for(&app, &id).await);
+
+    let (first, first_refresh) = code_spend(store.as_ref(), &c1, true).await;
+    let (duplicate, duplicate_refresh) = code_spend(store.as_ref(), &c1, true).await;
+    let (second, _) = code_spend(store.as_ref(), &c2, false).await;
+    let unknown = Spend {
+        hash: sha256_b64(b"no such code"),
+        ..second.clone()
+    };
+    let results = store
+        .spend(&[first.clone(), duplicate.clone(), unknown, second.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        results,
+        [
+            Spent::Claimed,
+            Spent::Replayed,
+            Spent::Unknown,
+            Spent::Claimed
+        ]
+    );
+    // The duplicate was a replay in the same transaction: what the first
+    // use issued is revoked, and the duplicate wrote nothing.
+    let found = store
+        .find_refresh(first_refresh.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.family_revoked);
+    assert_eq!(found.family.id, family_of(&first));
+    assert!(store.is_revoked(&jti(&first)).await.unwrap());
+    assert!(
+        store
+            .find_refresh(duplicate_refresh.as_deref().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!store.is_revoked(&jti(&duplicate)).await.unwrap());
+    // The other code is spent, its access token live; used again alone, it
+    // is a replay and its access token is revoked.
+    assert!(!store.is_revoked(&jti(&second)).await.unwrap());
+    assert!(store.find_code(&second.hash).await.unwrap().unwrap().used);
+    assert_eq!(
+        store.spend(std::slice::from_ref(&second)).await.unwrap(),
+        [Spent::Replayed]
+    );
+    assert!(store.is_revoked(&jti(&second)).await.unwrap());
+}
+both!(one_batch_spends_codes_and_treats_duplicates_as_replays);
+
+async fn one_batch_rotates_refresh_tokens_and_refuses_revoked_families(backend: Backend) {
+    let (app, _idp) = app_with_idp(backend, &[]).await;
+    let (id, _) = web_client(&app, serde_json::json!({"skip_consent": true})).await;
+    let store = open_store(&app).await;
+    let (a, a_refresh) = code_spend(store.as_ref(), &code_for(&app, &id).await, true).await;
+    let (b, b_refresh) = code_spend(store.as_ref(), &code_for(&app, &id).await, true).await;
+    assert_eq!(
+        store.spend(&[a.clone(), b.clone()]).await.unwrap(),
+        [Spent::Claimed, Spent::Claimed]
+    );
+    let (a_refresh, b_refresh) = (a_refresh.unwrap(), b_refresh.unwrap());
+
+    // Family a rotates once, twice in one batch (the second is a replay);
+    // family b rotates cleanly in the same batch.
+    let (a1, a1_next) = refresh_spend(&a_refresh, &family_of(&a));
+    let (a2, a2_next) = refresh_spend(&a_refresh, &family_of(&a));
+    let (b1, b1_next) = refresh_spend(&b_refresh, &family_of(&b));
+    let check_only = Spend {
+        issued: None,
+        ..refresh_spend(&b1_next, &family_of(&b)).0
+    };
+    let results = store
+        .spend(&[a1.clone(), a2, b1.clone(), check_only])
+        .await
+        .unwrap();
+    assert_eq!(
+        results,
+        [
+            Spent::Claimed,
+            Spent::Replayed,
+            Spent::Claimed,
+            Spent::Unknown
+        ]
+    );
+    let a_child = store.find_refresh(&a1_next).await.unwrap().unwrap();
+    assert!(a_child.family_revoked, "a replay revokes the whole family");
+    assert!(store.is_revoked(&jti(&a1)).await.unwrap());
+    assert!(store.find_refresh(&a2_next).await.unwrap().is_none());
+    let b_child = store.find_refresh(&b1_next).await.unwrap().unwrap();
+    assert!(!b_child.family_revoked);
+    assert!(!b_child.used, "a check-only spend spends nothing");
+    assert!(!store.is_revoked(&jti(&b1)).await.unwrap());
+
+    // A live token of a revoked family is refused and stays unspent.
+    let (a3, a3_next) = refresh_spend(&a1_next, &family_of(&a));
+    assert_eq!(store.spend(&[a3]).await.unwrap(), [Spent::Revoked]);
+    assert!(!store.find_refresh(&a1_next).await.unwrap().unwrap().used);
+    assert!(store.find_refresh(&a3_next).await.unwrap().is_none());
+}
+both!(one_batch_rotates_refresh_tokens_and_refuses_revoked_families);
+
+/// Through the group-commit queue: redemptions sent together share one
+/// batch; when the batch fails (here a refresh-token hash that already
+/// exists), each item is retried alone, and only the bad one fails.
+async fn a_failed_batch_is_retried_item_by_item(backend: Backend) {
+    let (app, _idp) = app_with_idp(backend, &[]).await;
+    let (id, _) = web_client(&app, serde_json::json!({"skip_consent": true})).await;
+    let store = open_store(&app).await;
+    let (taken, taken_refresh) = code_spend(store.as_ref(), &code_for(&app, &id).await, true).await;
+    assert_eq!(store.spend(&[taken]).await.unwrap(), [Spent::Claimed]);
+
+    let (good, good_refresh) = code_spend(store.as_ref(), &code_for(&app, &id).await, true).await;
+    let (mut bad, _) = code_spend(store.as_ref(), &code_for(&app, &id).await, true).await;
+    if let Some(issued) = bad.issued.as_mut() {
+        issued.refresh.as_mut().unwrap().token_hash = taken_refresh.unwrap();
+    }
+    let group = GroupCommit::start(store.clone(), 1);
+    let (good_result, bad_result) = tokio::join!(group.spend(good), group.spend(bad.clone()));
+    assert_eq!(good_result.unwrap(), Spent::Claimed);
+    assert!(bad_result.is_err());
+    assert!(
+        !store
+            .find_refresh(&good_refresh.unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .family_revoked
+    );
+    // Nothing of the bad item was written: its code is still unused.
+    assert!(!store.find_code(&bad.hash).await.unwrap().unwrap().used);
+}
+
+mod a_failed_batch_is_retried_item_by_item {
+    // One thread: both requests are queued before the collector runs, so
+    // they land in one batch.
+    #[tokio::test(flavor = "current_thread")]
+    async fn sqlite() {
+        super::a_failed_batch_is_retried_item_by_item(crate::common::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "current_thread")]
+    async fn postgres() {
+        super::a_failed_batch_is_retried_item_by_item(crate::common::Backend::Postgres).await
+    }
+}
