@@ -5,6 +5,8 @@
 #   (a) a bare axum handler signing the same claims with the same key held
 #       in memory (no database, no client authentication): the signing ceiling;
 #   (b) a bare axum handler returning the same JWKS bytes.
+# Each Tessera row runs between two runs of its reference (reference,
+# Tessera, reference) and its ratio uses their mean.
 # Reports requests/s, p50/p99, server CPU and RSS, ratios, idle RSS and
 # start-up time. Ratios are what matter: the machine is shared and noisy.
 #
@@ -76,39 +78,44 @@ stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
   echo "|---|---|---|---|---|---|---|"
 } > "$REPORT"
 
-# References, same key material, same claims. Run before and after the
-# Tessera runs; ratios use the mean of both passes, so drift in the
-# machine's load during the run cancels out.
-run_refs() {
-  local pass=$1 alg keyfile
-  for alg in RS256 ES256; do
-    keyfile=$(for f in "$REFKEYS"/*.pem; do
-      if [ "$alg" = RS256 ] && openssl pkey -in "$f" -noout -text 2>/dev/null | grep -q 'Private-Key: (2048'; then echo "$f"; fi
-      if [ "$alg" = ES256 ] && openssl pkey -in "$f" -noout -text 2>/dev/null | grep -q 'prime256v1\|P-256'; then echo "$f"; fi
-    done | head -1)
-    "$REFBIN" sign "$keyfile" "$alg" "$REF" "http://$PUB" & RPID=$!; PIDS+=("$RPID")
-    wait_port
-    export WRK_BODY="grant_type=client_credentials&scope=api:read"
-    run_wrk "reference (a) sign $alg, pass $pass" "$RPID" "http://$REF/token"
-    unset WRK_BODY
-    stop "$RPID"
-  done
-  "$REFBIN" jwks "$REFKEYS/jwks.json" "$REF" & RPID=$!; PIDS+=("$RPID")
+# References, same key material, same claims, run right before and right
+# after each Tessera row it is compared with (reference, Tessera,
+# reference): the ratio uses the mean of the two, so the machine's drift
+# during the run (shared, noisy) cancels out row by row.
+REFKEYS="$WORK/ref"; mkdir -p "$REFKEYS/keys"
+wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/${REF%:*}/${REF#*:}) 2>/dev/null && return 0; sleep 0.05; done; }
+ref_key() { # alg -> PEM file of that key type
+  for f in "$REFKEYS"/*.pem; do
+    if [ "$1" = RS256 ] && openssl pkey -in "$f" -noout -text 2>/dev/null | grep -q 'Private-Key: (2048'; then echo "$f"; fi
+    if [ "$1" = ES256 ] && openssl pkey -in "$f" -noout -text 2>/dev/null | grep -q 'prime256v1\|P-256'; then echo "$f"; fi
+  done | head -1
+}
+run_ref() { # kind (sign-RS256 | sign-ES256 | jwks) label
+  if [ "$1" = jwks ]; then
+    "$REFBIN" jwks "$REFKEYS/jwks.json" "$REF" & RPID=$!
+  else
+    "$REFBIN" sign "$(ref_key "${1#sign-}")" "${1#sign-}" "$REF" "http://$PUB" & RPID=$!
+  fi
+  PIDS+=("$RPID")
   wait_port
-  run_wrk "reference (b) jwks, pass $pass" "$RPID" "http://$REF/jwks"
+  run_wrk "$2" "$RPID" "http://$REF/${3:-token}"
   stop "$RPID"
 }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/${REF%:*}/${REF#*:}) 2>/dev/null && return 0; sleep 0.05; done; }
+# measure NAME PID URL REFKIND: reference, Tessera, reference.
+measure() {
+  local path=token; [ "$4" = jwks ] && path=jwks
+  run_ref "$4" "$1 — reference before" "$path"
+  run_wrk "$1" "$2" "$3"
+  run_ref "$4" "$1 — reference after" "$path"
+}
 
 # Key material for the references: the same generator, the same key types.
-REFKEYS="$WORK/ref"; mkdir -p "$REFKEYS/keys"
 start_tessera "sqlite://$REFKEYS/t.db" ES256 "$REFKEYS"
 curl -fs "http://$PUB/jwks" > "$REFKEYS/jwks.json"
 stop "$TPID"
 cp "$REFKEYS"/keys/*.pem "$REFKEYS"/
 PGNAME="tessera_bench_$$"
 psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PGNAME WITH (FORCE)" -c "CREATE DATABASE $PGNAME" >/dev/null
-run_refs 1
 
 for store in sqlite postgres; do
   dir="$WORK/$store"; mkdir -p "$dir/keys"
@@ -126,10 +133,10 @@ for store in sqlite postgres; do
     fi
     export WRK_BODY="grant_type=client_credentials&scope=api:read"
     curl -fs -u "$cid:$csec" -d "$WRK_BODY" "http://$PUB/token" >/dev/null
-    run_wrk "$store client_credentials $alg" "$TPID" "http://$PUB/token"
+    measure "$store client_credentials $alg" "$TPID" "http://$PUB/token" "sign-$alg"
     unset WRK_BODY
     if [ "$alg" = ES256 ]; then   # two keys published, like the reference's JWKS
-      run_wrk "$store /jwks" "$TPID" "http://$PUB/jwks"
+      measure "$store /jwks" "$TPID" "http://$PUB/jwks" jwks
     fi
     stop "$TPID"
   done
@@ -139,16 +146,14 @@ for store in sqlite postgres; do
   stop "$TPID"
 done
 
-run_refs 2
-
-ratio() { awk -v a="${RPS[$1]}" -v b="${RPS[$2, pass 1]}" -v c="${RPS[$2, pass 2]}" 'BEGIN{printf "%.0f%%", a/((b+c)/2)*100}'; }
+ratio() { awk -v a="${RPS[$1]}" -v b="${RPS[$1 — reference before]}" -v c="${RPS[$1 — reference after]}" 'BEGIN{printf "%.0f%%", a/((b+c)/2)*100}'; }
 {
   echo
   echo "| ratio | SQLite | PostgreSQL | target |"
   echo "|---|---|---|---|"
-  echo "| client_credentials RS256 / reference (a) RS256 | $(ratio 'sqlite client_credentials RS256' 'reference (a) sign RS256') | $(ratio 'postgres client_credentials RS256' 'reference (a) sign RS256') | ≥ 85% |"
-  echo "| client_credentials ES256 / reference (a) ES256 | $(ratio 'sqlite client_credentials ES256' 'reference (a) sign ES256') | $(ratio 'postgres client_credentials ES256' 'reference (a) sign ES256') | ≥ 75% |"
-  echo "| /jwks / reference (b) | $(ratio 'sqlite /jwks' 'reference (b) jwks') | $(ratio 'postgres /jwks' 'reference (b) jwks') | ≥ 85% |"
+  echo "| client_credentials RS256 / reference (a) RS256 | $(ratio 'sqlite client_credentials RS256') | $(ratio 'postgres client_credentials RS256') | ≥ 85% |"
+  echo "| client_credentials ES256 / reference (a) ES256 | $(ratio 'sqlite client_credentials ES256') | $(ratio 'postgres client_credentials ES256') | ≥ 75% |"
+  echo "| /jwks / reference (b) | $(ratio 'sqlite /jwks') | $(ratio 'postgres /jwks') | ≥ 85% |"
   echo
   echo "| | SQLite | PostgreSQL | target |"
   echo "|---|---|---|---|"
