@@ -33,6 +33,10 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Where codes and refresh tokens are spent (group commit).
     pub spends: GroupCommit,
+    /// Revoked access tokens, kept in step with the database by `serve`.
+    pub revoked: crate::oauth::revoked::RevokedJtis,
+    /// Users' emails for introspection's `username`.
+    pub usernames: crate::oauth::introspection::Usernames,
     pub keys: Keys,
     pub clients: ClientCache,
     pub verifier: SecretVerifier,
@@ -94,7 +98,11 @@ impl App {
             crate::config::DatabaseUrl::Sqlite(_) => 1,
             crate::config::DatabaseUrl::Postgres(_) => 4,
         };
+        let revoked = crate::oauth::revoked::RevokedJtis::default();
+        revoked.poll(store.as_ref(), clock.now()).await?;
         Ok(Self {
+            revoked,
+            usernames: Default::default(),
             upstream,
             spends: GroupCommit::start(store.clone(), parallel),
             store,

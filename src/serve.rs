@@ -30,6 +30,7 @@ pub async fn run(
     };
 
     let maintenance = tokio::spawn(maintain_keys(app.clone(), stopped(stop_rx.clone())));
+    let revocations = tokio::spawn(follow_revocations(app.clone(), stopped(stop_rx.clone())));
     let discovery = app
         .upstream
         .clone()
@@ -41,6 +42,7 @@ pub async fn run(
     let (public_result, admin_result) =
         tokio::join!(public_server.into_future(), admin_server.into_future());
     maintenance.abort();
+    revocations.abort();
     if let Some(d) = discovery {
         d.abort();
     }
@@ -100,6 +102,29 @@ async fn maintain_keys(app: Arc<App>, stop: impl Future<Output = ()>) {
         }
     }
 }
+
+/// Every second: the access tokens revoked by any instance (or by a replay
+/// a grant detected) join this instance's in-memory revoked set.
+async fn follow_revocations(app: Arc<App>, stop: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(REVOCATION_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = app.revoked.poll(app.store.as_ref(), app.now()).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "reading revoked tokens failed; will retry"
+            );
+        }
+    }
+}
+
+/// How often each instance reads the revocations made elsewhere.
+pub const REVOCATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `tessera serve`: binds the configured addresses and runs until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {

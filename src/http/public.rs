@@ -40,6 +40,7 @@ pub fn router(app: AppState) -> Router {
     let cors_origins = Arc::new(cors::OriginCache::default());
     let api = Router::new()
         .route("/token", post(token))
+        .route("/revoke", post(revoke))
         .route("/userinfo", get(userinfo).post(userinfo))
         .layer(cors::registered_origins(app.clone(), cors_origins));
     Router::new()
@@ -49,6 +50,7 @@ pub fn router(app: AppState) -> Router {
             "/authorize",
             get(super::browser::authorize).post(super::browser::authorize),
         )
+        .route("/introspect", post(introspect))
         .route("/callback/google", get(super::browser::callback))
         .route("/consent", post(super::browser::consent))
         .route("/healthz", get(healthz))
@@ -61,26 +63,68 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
+/// The form body of a client's POST (RFC 6749 §3.2: only
+/// "application/x-www-form-urlencoded"; a repeated parameter is refused).
+fn form_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
+    if !form::is_form(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes)) {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    Params::parse(body)
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+}
+
+/// JSON with `Cache-Control: no-store` (RFC 6749 §5.1, RFC 7662 §2.2).
+fn json_no_store(value: impl serde::Serialize) -> Response {
+    let mut response = axum::Json(value).into_response();
+    no_store(response.headers_mut());
+    response
+}
+
 /// RFC 6749 §3.2, §5: the token endpoint.
 async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    // (1) RFC 6749 §3.2: "application/x-www-form-urlencoded" in the body.
-    if !form::is_form(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes)) {
-        return OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")
-            .into_response();
-    }
-    let params = match Params::parse(&body) {
+    // (1) The form, then the checks of `token_endpoint::exchange`.
+    let params = match form_body(&headers, &body) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    match token_endpoint::exchange(&app, &params, authorization).await {
-        Ok(response) => {
-            let mut response = axum::Json(response).into_response();
+    match token_endpoint::exchange(&app, &params, authorization(&headers)).await {
+        Ok(response) => json_no_store(response),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// RFC 7009: revocation. 200 with an empty body whether or not the token
+/// was known (§2.2).
+async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let params = match form_body(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    match crate::oauth::revocation::revoke(&app, &params, authorization(&headers)).await {
+        Ok(()) => {
+            let mut response = StatusCode::OK.into_response();
             no_store(response.headers_mut());
             response
         }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// RFC 7662: introspection, for confidential clients.
+async fn introspect(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let params = match form_body(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    match crate::oauth::introspection::introspect(&app, &params, authorization(&headers)).await {
+        Ok(response) => json_no_store(response),
         Err(e) => e.into_response(),
     }
 }
@@ -200,6 +244,10 @@ pub fn metadata(app: &App) -> serde_json::Value {
         "jwks_uri": format!("{issuer}/jwks"),
         "authorization_endpoint": format!("{issuer}/authorize"),
         "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "grant_types_supported": SUPPORTED_GRANTS.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -4,6 +4,8 @@
 //! client; then, in the grant's module, (5) scope, (6) resource, (7) the
 //! grant itself.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::client::GrantType;
@@ -12,6 +14,7 @@ use super::form::Params;
 use super::grant;
 use crate::app::App;
 use crate::error::{ErrorCode, OAuthError};
+use crate::store::ClientRecord;
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug, Serialize)]
@@ -33,14 +36,15 @@ pub const SUPPORTED_GRANTS: &[GrantType] = &[
     GrantType::ClientCredentials,
 ];
 
-pub async fn exchange(
+/// Client authentication for the endpoints clients call directly (`/token`,
+/// `/revoke`, `/introspect`): Basic or form credentials, or a public
+/// client's bare `client_id`, checked against the client's registered
+/// `token_endpoint_auth_method`. Failures are counted in the metrics.
+pub async fn authenticate_client(
     app: &App,
     params: &Params,
     authorization: Option<&[u8]>,
-) -> Result<TokenResponse, OAuthError> {
-    let now = app.now();
-
-    // (2) Client authentication (RFC 6749 §2.3, §3.2.1).
+) -> Result<Arc<ClientRecord>, OAuthError> {
     let credentials = client_auth::credentials(
         authorization,
         params.get("client_id"),
@@ -57,12 +61,20 @@ pub async fn exchange(
         }
         return Err(e);
     }
-    let Some(client) = client else {
-        return Err(OAuthError::invalid_client(
-            "client authentication failed",
-            credentials.is_basic(),
-        ));
-    };
+    client.ok_or_else(|| {
+        OAuthError::invalid_client("client authentication failed", credentials.is_basic())
+    })
+}
+
+pub async fn exchange(
+    app: &App,
+    params: &Params,
+    authorization: Option<&[u8]>,
+) -> Result<TokenResponse, OAuthError> {
+    let now = app.now();
+
+    // (2) Client authentication (RFC 6749 §2.3, §3.2.1).
+    let client = authenticate_client(app, params, authorization).await?;
 
     // (3) The grant type (RFC 6749 §5.2 unsupported_grant_type).
     let Some(grant_type) = params.get("grant_type") else {

@@ -362,6 +362,19 @@ pub trait Store: Send + Sync + 'static {
     async fn spend(&self, batch: &[Spend]) -> StoreResult<Vec<Spent>>;
     /// Whether an access token's `jti` was revoked.
     async fn is_revoked(&self, jti: &str) -> StoreResult<bool>;
+    /// Revokes one access token until its expiry (`exp`).
+    async fn revoke_access_token(&self, jti: &str, exp: i64, now: i64) -> StoreResult<()>;
+    /// Revokes a refresh-token family and the access tokens issued with its
+    /// refresh tokens (RFC 7009 §2.1); answers those still live, `(jti, exp)`.
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        now: i64,
+        reason: &str,
+    ) -> StoreResult<Vec<(String, i64)>>;
+    /// Access tokens revoked at or after `since` and not yet expired at `now`,
+    /// as `(jti, exp)`.
+    async fn revoked_since(&self, since: i64, now: i64) -> StoreResult<Vec<(String, i64)>>;
     /// Reads the key records under an exclusive database lock, asks `plan`
     /// what to change, and applies it in the same transaction. Returns what
     /// was applied.

@@ -609,6 +609,44 @@ macro_rules! shared_store_impl {
                 Ok(row.is_some())
             }
 
+            async fn revoke_access_token(&self, jti: &str, exp: i64, now: i64) -> $crate::store::StoreResult<()> {
+                sqlx::query("INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
+                    .bind(jti)
+                    .bind(exp)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn revoke_family(
+                &self,
+                family_id: &str,
+                now: i64,
+                reason: &str,
+            ) -> $crate::store::StoreResult<Vec<(String, i64)>> {
+                let mut tx = self.begin_write().await?;
+                $crate::store::sql::revoke_family!(tx, family_id, now, reason);
+                let live: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT access_jti, access_exp FROM refresh_tokens \
+                     WHERE family_id = $1 AND access_jti IS NOT NULL AND access_exp > $2",
+                )
+                .bind(family_id)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(live)
+            }
+
+            async fn revoked_since(&self, since: i64, now: i64) -> $crate::store::StoreResult<Vec<(String, i64)>> {
+                Ok(sqlx::query_as("SELECT jti, expires_at FROM revoked_jtis WHERE revoked_at >= $1 AND expires_at > $2")
+                    .bind(since)
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             async fn change_keys(
                 &self,
                 plan: &$crate::store::KeyPlanner<'_>,

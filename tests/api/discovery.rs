@@ -1,6 +1,6 @@
 //! Discovery documents, JWKS caching, health and metrics.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::both;
 use crate::common::{Backend, spawn_app};
@@ -46,8 +46,17 @@ async fn both_discovery_documents_are_the_same_and_name_only_what_works(backend:
             .iter()
             .any(|m| m == "private_key_jwt" || m == "client_secret_jwt")
     );
+    assert_eq!(oidc["revocation_endpoint"], format!("{}/revoke", app.base));
+    assert_eq!(
+        oidc["introspection_endpoint"],
+        format!("{}/introspect", app.base)
+    );
+    assert_eq!(
+        oidc["introspection_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
+    );
     assert!(
-        oidc.get("revocation_endpoint").is_none(),
+        oidc.get("end_session_endpoint").is_none(),
         "not implemented yet, so not advertised"
     );
 }

@@ -15,6 +15,7 @@ mod discovery;
 mod keys;
 mod login;
 mod login_errors;
+mod revocation;
 mod store;
 mod token;
 mod upstream;

@@ -57,3 +57,26 @@ def test_authlib_sees_the_oauth_error_of_a_wrong_secret(tessera):
     with pytest.raises(OAuthError) as err:
         session.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
     assert err.value.error == "invalid_client"
+
+
+def test_authlib_introspects_and_revokes_through_the_advertised_endpoints(tessera):
+    """RFC 7662 and RFC 7009 as authlib speaks them: a resource server
+    introspects, the client revokes, the resource server sees it."""
+    meta = discover(tessera)
+    client = tessera.create_client({"grant_types": ["client_credentials"], "scope": "api:read"})
+    rs = tessera.create_client({"grant_types": ["client_credentials"], "scope": "introspect"})
+    session = OAuth2Session(client["client_id"], client["client_secret"])
+    token = session.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
+    access = token["access_token"]
+
+    resource_server = OAuth2Session(rs["client_id"], rs["client_secret"])
+    answer = resource_server.introspect_token(meta["introspection_endpoint"], token=access).json()
+    assert answer["active"] is True
+    assert answer["client_id"] == client["client_id"]
+    assert answer["token_type"] == "Bearer"
+    assert answer["scope"] == "api:read"
+
+    r = session.revoke_token(meta["revocation_endpoint"], token=access, token_type_hint="access_token")
+    assert r.status_code == 200
+    answer = resource_server.introspect_token(meta["introspection_endpoint"], token=access).json()
+    assert answer == {"active": False}

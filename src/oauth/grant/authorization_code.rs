@@ -12,7 +12,7 @@ use crate::oauth::token_endpoint::TokenResponse;
 use crate::secret::{random_token, sha256_b64};
 use crate::store::{ClientRecord, Family, FoundCode, Issued, Spend, SpendKind, Spent};
 
-use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token};
+use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token, redeem};
 
 pub async fn grant(
     app: &App,
@@ -56,15 +56,11 @@ pub async fn grant(
         Err(e) => {
             // A refused code is spent all the same (no second guess at
             // PKCE), and a used one revokes what its first use issued.
-            app.spends.spend(spend(code_hash, now, None)).await?;
+            redeem(app, spend(code_hash, now, None)).await?;
             return Err(e);
         }
     };
-    match app
-        .spends
-        .spend(spend(code_hash, now, Some(issued)))
-        .await?
-    {
+    match redeem(app, spend(code_hash, now, Some(issued))).await? {
         Spent::Claimed => Ok(response),
         Spent::Unknown | Spent::Revoked => Err(invalid_grant("the code is not valid")),
         Spent::Replayed => Err(invalid_grant(

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::app::App;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::{random_token, sha256_b64};
-use crate::store::{ClientRecord, RefreshRecord, User};
+use crate::store::{ClientRecord, RefreshRecord, Spend, Spent, User};
 use crate::token::jwt;
 
 /// The user claims a scope set releases (OIDC Core §5.4), shared by the ID
@@ -179,4 +179,17 @@ pub fn narrow_audience(
             "resource was not part of the grant",
         ))
     }
+}
+
+/// Spends a code or refresh token through the group commit. A replay has
+/// revoked access tokens in the database: this instance's revoked set
+/// learns them at once (other instances within their next poll).
+pub(super) async fn redeem(app: &App, spend: Spend) -> Result<Spent, OAuthError> {
+    let spent = app.spends.spend(spend).await?;
+    if spent == Spent::Replayed {
+        if let Err(e) = app.revoked.poll(app.store.as_ref(), app.now()).await {
+            tracing::warn!(error = format!("{e:#}"), "reading revoked tokens failed");
+        }
+    }
+    Ok(spent)
 }

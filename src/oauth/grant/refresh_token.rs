@@ -10,7 +10,7 @@ use crate::oauth::{resource, scope};
 use crate::secret::sha256_b64;
 use crate::store::{ClientRecord, FoundRefresh, Issued, Spend, SpendKind, Spent};
 
-use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token};
+use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token, redeem};
 
 pub async fn grant(
     app: &App,
@@ -41,7 +41,7 @@ pub async fn grant(
     };
     if found.used {
         // A replay: spending it again revokes the family.
-        app.spends.spend(spend(token_hash, now, None)).await?;
+        redeem(app, spend(token_hash, now, None)).await?;
         return Err(invalid_grant(
             "the refresh token was already used; its family is revoked",
         ));
@@ -59,11 +59,7 @@ pub async fn grant(
         &requested,
         now,
     )?;
-    match app
-        .spends
-        .spend(spend(token_hash, now, Some(issued)))
-        .await?
-    {
+    match redeem(app, spend(token_hash, now, Some(issued))).await? {
         Spent::Claimed => Ok(response),
         Spent::Unknown | Spent::Revoked => Err(invalid_grant("the refresh token was revoked")),
         Spent::Replayed => Err(invalid_grant(
