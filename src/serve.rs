@@ -31,6 +31,7 @@ pub async fn run(
 
     let maintenance = tokio::spawn(maintain_keys(app.clone(), stopped(stop_rx.clone())));
     let revocations = tokio::spawn(follow_revocations(app.clone(), stopped(stop_rx.clone())));
+    let housekeeping = tokio::spawn(housekeeping(app.clone(), stopped(stop_rx.clone())));
     let discovery = app
         .upstream
         .clone()
@@ -43,6 +44,7 @@ pub async fn run(
         tokio::join!(public_server.into_future(), admin_server.into_future());
     maintenance.abort();
     revocations.abort();
+    housekeeping.abort();
     if let Some(d) = discovery {
         d.abort();
     }
@@ -122,6 +124,30 @@ async fn follow_revocations(app: Arc<App>, stop: impl Future<Output = ()>) {
         }
     }
 }
+
+/// Every `HOUSEKEEPING` (from a random point, so instances started together
+/// do not run in step): deletes expired codes, pending logins, sessions,
+/// refresh tokens and families, and revoked JTIs, in small batches.
+async fn housekeeping(app: Arc<App>, stop: impl Future<Output = ()>) {
+    let offset = std::time::Duration::from_millis(rand::random::<u64>() % 60_000);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, HOUSEKEEPING);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        match app.store.delete_expired(app.now(), 500).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "deleted expired records"),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "housekeeping failed; will retry"),
+        }
+    }
+}
+
+/// How often each instance deletes expired records.
+pub const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// How often each instance reads the revocations made elsewhere.
 pub const REVOCATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);

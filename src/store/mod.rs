@@ -375,6 +375,10 @@ pub trait Store: Send + Sync + 'static {
     /// Access tokens revoked at or after `since` and not yet expired at `now`,
     /// as `(jti, exp)`.
     async fn revoked_since(&self, since: i64, now: i64) -> StoreResult<Vec<(String, i64)>>;
+    /// Deletes what has expired by `now`, `batch` rows per statement and
+    /// transaction (short write locks), until nothing is left; safe to run
+    /// on several instances at once. Answers the rows deleted.
+    async fn delete_expired(&self, now: i64, batch: i64) -> StoreResult<u64>;
     /// Reads the key records under an exclusive database lock, asks `plan`
     /// what to change, and applies it in the same transaction. Returns what
     /// was applied.

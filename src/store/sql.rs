@@ -609,6 +609,27 @@ macro_rules! shared_store_impl {
                 Ok(row.is_some())
             }
 
+            async fn delete_expired(&self, now: i64, batch: i64) -> $crate::store::StoreResult<u64> {
+                let mut deleted = 0;
+                for (sql, before) in $crate::store::sql::EXPIRY_DELETES {
+                    loop {
+                        let mut tx = self.begin_write().await?;
+                        let n = sqlx::query(sql)
+                            .bind(now - before)
+                            .bind(batch)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        tx.commit().await?;
+                        deleted += n;
+                        if n < batch as u64 {
+                            break;
+                        }
+                    }
+                }
+                Ok(deleted)
+            }
+
             async fn revoke_access_token(&self, jti: &str, exp: i64, now: i64) -> $crate::store::StoreResult<()> {
                 sqlx::query("INSERT INTO revoked_jtis (jti, expires_at, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
                     .bind(jti)
@@ -716,6 +737,43 @@ macro_rules! revoke_family {
     };
 }
 pub(super) use revoke_family;
+
+/// Housekeeping: each statement deletes up to `$2` rows that expired before
+/// `$1` (now minus the second value, in seconds). Used codes are kept an
+/// hour past their expiry, so a late replay still revokes what they issued;
+/// a family's refresh tokens go with the family (`ON DELETE CASCADE`).
+pub(super) const EXPIRY_DELETES: [(&str, i64); 6] = [
+    (
+        "DELETE FROM login_requests WHERE state_hash IN \
+         (SELECT state_hash FROM login_requests WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM sessions WHERE id_hash IN \
+         (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM authorization_codes WHERE code_hash IN \
+         (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)",
+        3600,
+    ),
+    (
+        "DELETE FROM refresh_tokens WHERE token_hash IN \
+         (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM refresh_families WHERE id IN \
+         (SELECT id FROM refresh_families WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+    (
+        "DELETE FROM revoked_jtis WHERE jti IN \
+         (SELECT jti FROM revoked_jtis WHERE expires_at <= $1 LIMIT $2)",
+        0,
+    ),
+];
 
 /// `$start, $start+1, …`: `n` numbered parameters for an `IN` list.
 pub(super) fn in_list(start: usize, n: usize) -> String {

@@ -250,3 +250,51 @@ mod a_failed_batch_is_retried_item_by_item {
         super::a_failed_batch_is_retried_item_by_item(crate::common::Backend::Postgres).await
     }
 }
+
+/// Housekeeping deletes what has expired, in batches, and nothing else.
+async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
+    let (app, _idp) = app_with_idp(backend, &[]).await;
+    let (id, secret) = web_client(&app, serde_json::json!({"skip_consent": true})).await;
+    let store = open_store(&app).await;
+    let code = code_for(&app, &id).await;
+    let tokens: serde_json::Value = crate::login::redeem(&app, &id, &secret, &code)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let unused = sha256_b64(code_for(&app, &id).await.as_bytes());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    store
+        .revoke_access_token("a-revoked-jti", now + 600, now)
+        .await
+        .unwrap();
+
+    // Nothing has expired yet.
+    assert_eq!(store.delete_expired(now, 2).await.unwrap(), 0);
+    assert!(store.find_code(&unused).await.unwrap().is_some());
+    assert_eq!(store.revoked_since(i64::MIN, now).await.unwrap().len(), 1);
+
+    // A hundred days later every lifetime has passed (the refresh family's
+    // 90 days included); two rows per batch makes it loop.
+    let later = now + 100 * 24 * 3600;
+    let deleted = store.delete_expired(later, 2).await.unwrap();
+    assert!(deleted >= 6, "{deleted}");
+    assert!(store.find_code(&unused).await.unwrap().is_none());
+    assert!(store.revoked_since(i64::MIN, now).await.unwrap().is_empty());
+    let refresh_hash = sha256_b64(tokens["refresh_token"].as_str().unwrap().as_bytes());
+    assert!(store.find_refresh(&refresh_hash).await.unwrap().is_none());
+    assert_eq!(store.delete_expired(later, 2).await.unwrap(), 0);
+    // Users and clients are not records that expire.
+    let payload = tokens["access_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&tessera::secret::b64url_decode(payload).unwrap()).unwrap();
+    let sub = claims["sub"].as_str().unwrap();
+    assert!(store.get_user(sub).await.unwrap().is_some());
+    assert!(store.get_client(&id).await.unwrap().is_some());
+}
+both!(housekeeping_deletes_only_what_has_expired);
