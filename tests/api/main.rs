@@ -10,6 +10,7 @@
 mod common;
 
 mod admin;
+mod browser;
 mod cli;
 mod discovery;
 mod keys;
