@@ -1,5 +1,5 @@
 //! The command line (PRODUCT.md "Interface contract"): `serve` (the
-//! default), `migrate`, `client …` and `keys …`, the latter two straight on
+//! default), `migrate`, `client …`, `keys …` and `user …`, the last three straight on
 //! the database, with a table by default and the admin API's JSON with `--json`.
 
 use std::io::Read;
@@ -12,6 +12,7 @@ use crate::app::{self, Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::oauth::client::MetadataRequest;
 use crate::oauth::clients::{self, ClientOpError, ClientView, DEFAULT_PAGE};
+use crate::oauth::users::{self, UserOpError};
 use crate::store::{KeyChange, KeyState, Store};
 use crate::token::Alg;
 use crate::token::keys::KeyDir;
@@ -43,6 +44,39 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Look after users: list, show, disable, end sessions, withdraw consents.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// List users (ordered by sub).
+    List {
+        /// Only the user with this email (case ignored).
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, default_value_t = crate::oauth::users::DEFAULT_PAGE)]
+        limit: u32,
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show a user with upstream links, sessions, consents and refresh families.
+    Show {
+        sub: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Refuse sign-in and refresh, and end every session.
+    Disable { sub: String },
+    /// Allow sign-in and refresh again.
+    Enable { sub: String },
+    /// End every live session (the user signs in again at the next /authorize).
+    EndSessions { sub: String },
+    /// Withdraw the user's consent to a client; its refresh tokens die.
+    RevokeConsent { sub: String, client_id: String },
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +194,112 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         }
         Command::Client(cmd) => client(cmd, &config).await,
         Command::Keys(cmd) => keys(cmd, &config).await,
+        Command::User(cmd) => user(cmd, &config).await,
+    }
+}
+
+impl From<UserOpError> for CliError {
+    fn from(e: UserOpError) -> Self {
+        match e {
+            UserOpError::BadCursor => CliError::Usage(e.to_string()),
+            UserOpError::Store(e) => CliError::Runtime(e.into()),
+            other => CliError::Runtime(anyhow::anyhow!("{other}")),
+        }
+    }
+}
+
+async fn user(cmd: UserCommand, config: &Config) -> Result<(), CliError> {
+    let store = open(config).await?;
+    let store = store.as_ref();
+    let now = SystemClock.now();
+    match cmd {
+        UserCommand::List {
+            email,
+            limit,
+            cursor,
+            out,
+        } => {
+            let (page, next) =
+                users::list(store, email.as_deref(), cursor.as_deref(), limit).await?;
+            if out.json {
+                return print_json(&serde_json::json!({"users": page, "next_cursor": next}));
+            }
+            println!("{:<24} {:<9} {:<36} NAME", "SUB", "STATE", "EMAIL");
+            for u in &page {
+                println!(
+                    "{:<24} {:<9} {:<36} {}",
+                    u.sub,
+                    if u.disabled_at.is_some() {
+                        "disabled"
+                    } else {
+                        "active"
+                    },
+                    u.email.as_deref().unwrap_or("-"),
+                    u.name.as_deref().unwrap_or("-")
+                );
+            }
+            if let Some(next) = next {
+                println!("more: --cursor {next}");
+            }
+            Ok(())
+        }
+        UserCommand::Show { sub, out } => {
+            let details = store
+                .user_details(&sub, now)
+                .await?
+                .ok_or(UserOpError::NotFound)?;
+            if out.json {
+                return print_json(&details);
+            }
+            let u = &details.user;
+            println!("sub                {}", u.sub);
+            println!("email              {}", u.email.as_deref().unwrap_or("-"));
+            println!("name               {}", u.name.as_deref().unwrap_or("-"));
+            println!(
+                "state              {}",
+                if u.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "active"
+                }
+            );
+            for l in &details.upstream_links {
+                println!("upstream           {} {}", l.issuer, l.subject);
+            }
+            println!("live sessions      {}", details.sessions.len());
+            for c in &details.consents {
+                println!("consent            {} ({})", c.client_id, c.scope);
+            }
+            for f in &details.refresh_families {
+                let state = if f.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "live"
+                };
+                println!("refresh family     {} {} {state}", f.id, f.client_id);
+            }
+            Ok(())
+        }
+        UserCommand::Disable { sub } => {
+            users::set_disabled(store, &sub, true, now).await?;
+            println!("disabled {sub}");
+            Ok(())
+        }
+        UserCommand::Enable { sub } => {
+            users::set_disabled(store, &sub, false, now).await?;
+            println!("enabled {sub}");
+            Ok(())
+        }
+        UserCommand::EndSessions { sub } => {
+            let n = users::end_sessions(store, &sub, now).await?;
+            println!("ended {n} session(s) of {sub}");
+            Ok(())
+        }
+        UserCommand::RevokeConsent { sub, client_id } => {
+            users::withdraw_consent(store, None, &sub, &client_id, now).await?;
+            println!("withdrew the consent of {sub} to {client_id}");
+            Ok(())
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The admin listener: client registration (RFC 7591 metadata) behind
+//! The admin listener: client registration (RFC 7591 metadata) and users
+//! (list, show, disable, end sessions, withdraw consents) behind
 //! `Authorization: Bearer $TESSERA_ADMIN_TOKEN`, and the unauthenticated
 //! operational endpoints (`/metrics`, `/healthz`) of an internal listener.
 
@@ -15,6 +16,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::oauth::client::{MetadataError, MetadataRequest};
 use crate::oauth::clients::{self, ClientOpError, DEFAULT_PAGE};
+use crate::oauth::users::{self, UserOpError};
 
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
@@ -26,6 +28,18 @@ pub fn router(app: AppState) -> Router {
             get(show_client).put(replace_client).delete(delete_client),
         )
         .route("/admin/clients/{client_id}/secret", post(rotate_secret))
+        .route("/admin/users", get(list_users))
+        .route("/admin/users/{sub}", get(show_user))
+        .route("/admin/users/{sub}/disable", post(disable_user))
+        .route("/admin/users/{sub}/enable", post(enable_user))
+        .route(
+            "/admin/users/{sub}/sessions",
+            axum::routing::delete(end_sessions),
+        )
+        .route(
+            "/admin/users/{sub}/consents/{client_id}",
+            axum::routing::delete(withdraw_consent),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -237,6 +251,89 @@ async fn rotate_secret(State(app): State<AppState>, Path(client_id): Path<String
             with_secret(StatusCode::OK, view)
         }
         Err(e) => op_error(e),
+    }
+}
+
+fn user_error(e: UserOpError) -> Response {
+    match e {
+        UserOpError::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no such user"),
+        UserOpError::NoConsent => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this user has not consented to this client",
+        ),
+        UserOpError::BadCursor => error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+        UserOpError::Store(e) => crate::error::OAuthError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct UserQuery {
+    email: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /admin/users?email=&limit=&cursor=`
+async fn list_users(State(app): State<AppState>, Query(q): Query<UserQuery>) -> Response {
+    let limit = match q.limit.as_deref().filter(|l| !l.is_empty()) {
+        None => users::DEFAULT_PAGE,
+        Some(l) => match l.parse::<u32>() {
+            Ok(n) if (1..=users::MAX_PAGE).contains(&n) => n,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "limit must be a whole number from 1 to 200",
+                );
+            }
+        },
+    };
+    let email = q.email.as_deref().filter(|e| !e.is_empty());
+    let cursor = q.cursor.as_deref().filter(|c| !c.is_empty());
+    match users::list(app.store.as_ref(), email, cursor, limit).await {
+        Ok((page, next)) => axum::Json(json!({"users": page, "next_cursor": next})).into_response(),
+        Err(e) => user_error(e),
+    }
+}
+
+async fn show_user(State(app): State<AppState>, Path(sub): Path<String>) -> Response {
+    match app.store.user_details(&sub, app.now()).await {
+        Ok(Some(details)) => axum::Json(details).into_response(),
+        Ok(None) => user_error(UserOpError::NotFound),
+        Err(e) => user_error(e.into()),
+    }
+}
+
+async fn disable_user(State(app): State<AppState>, Path(sub): Path<String>) -> Response {
+    match users::set_disabled(app.store.as_ref(), &sub, true, app.now()).await {
+        Ok(user) => axum::Json(user).into_response(),
+        Err(e) => user_error(e),
+    }
+}
+
+async fn enable_user(State(app): State<AppState>, Path(sub): Path<String>) -> Response {
+    match users::set_disabled(app.store.as_ref(), &sub, false, app.now()).await {
+        Ok(user) => axum::Json(user).into_response(),
+        Err(e) => user_error(e),
+    }
+}
+
+async fn end_sessions(State(app): State<AppState>, Path(sub): Path<String>) -> Response {
+    match users::end_sessions(app.store.as_ref(), &sub, app.now()).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => user_error(e),
+    }
+}
+
+async fn withdraw_consent(
+    State(app): State<AppState>,
+    Path((sub, client_id)): Path<(String, String)>,
+) -> Response {
+    let now = app.now();
+    match users::withdraw_consent(app.store.as_ref(), Some(&app), &sub, &client_id, now).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => user_error(e),
     }
 }
 

@@ -17,3 +17,4 @@ pub mod revoked;
 pub mod scope;
 pub mod token_endpoint;
 pub mod userinfo;
+pub mod users;

@@ -104,6 +104,66 @@ pub struct User {
     pub disabled_at: Option<i64>,
 }
 
+/// A user as the admin API lists it.
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct UserSummary {
+    pub sub: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub picture: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+/// A user and everything that hangs off it (`GET /admin/users/{sub}`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UserDetails {
+    #[serde(flatten)]
+    pub user: UserSummary,
+    pub upstream_links: Vec<UpstreamLinkView>,
+    /// Live sessions (not ended, not expired).
+    pub sessions: Vec<SessionView>,
+    pub consents: Vec<ConsentView>,
+    /// Refresh-token families not yet expired, revoked ones included.
+    pub refresh_families: Vec<FamilyView>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct UpstreamLinkView {
+    pub issuer: String,
+    pub subject: String,
+    pub created_at: i64,
+    pub last_login_at: i64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct SessionView {
+    pub sid: String,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct ConsentView {
+    pub client_id: String,
+    pub scope: String,
+    pub granted_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct FamilyView {
+    pub id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
 /// What the upstream said about who signed in.
 #[derive(Clone, Debug)]
 pub struct UpstreamProfile {
@@ -375,6 +435,29 @@ pub trait Store: Send + Sync + 'static {
     /// Access tokens revoked at or after `since` and not yet expired at `now`,
     /// as `(jti, exp)`.
     async fn revoked_since(&self, since: i64, now: i64) -> StoreResult<Vec<(String, i64)>>;
+    /// Users ordered by `sub`, after `after`; `email` matches exactly,
+    /// ignoring case.
+    async fn list_users(
+        &self,
+        email: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserSummary>>;
+    async fn user_details(&self, sub: &str, now: i64) -> StoreResult<Option<UserDetails>>;
+    /// Disables (ending every session) or enables a user; `false` when no
+    /// such user.
+    async fn set_user_disabled(&self, sub: &str, disabled: bool, now: i64) -> StoreResult<bool>;
+    /// Ends a user's live sessions; answers how many.
+    async fn end_user_sessions(&self, sub: &str, now: i64) -> StoreResult<u64>;
+    /// Withdraws a user's consent to a client and revokes the refresh
+    /// families (and their access tokens) of that user and client. `None`
+    /// when there was no such consent; else the access tokens revoked.
+    async fn delete_consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<Vec<(String, i64)>>>;
     /// Deletes what has expired by `now`, `batch` rows per statement and
     /// transaction (short write locks), until nothing is left; safe to run
     /// on several instances at once. Answers the rows deleted.

@@ -609,6 +609,147 @@ macro_rules! shared_store_impl {
                 Ok(row.is_some())
             }
 
+            async fn list_users(
+                &self,
+                email: Option<&str>,
+                after: Option<&str>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::UserSummary>> {
+                Ok(sqlx::query_as(
+                    "SELECT sub, email, email_verified, name, picture, created_at, updated_at, disabled_at \
+                     FROM users WHERE sub > $1 AND ($2 IS NULL OR lower(email) = lower($2)) \
+                     ORDER BY sub LIMIT $3",
+                )
+                .bind(after.unwrap_or(""))
+                .bind(email)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn user_details(
+                &self,
+                sub: &str,
+                now: i64,
+            ) -> $crate::store::StoreResult<Option<$crate::store::UserDetails>> {
+                let user: Option<$crate::store::UserSummary> = sqlx::query_as(
+                    "SELECT sub, email, email_verified, name, picture, created_at, updated_at, disabled_at \
+                     FROM users WHERE sub = $1",
+                )
+                .bind(sub)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(user) = user else {
+                    return Ok(None);
+                };
+                let upstream_links = sqlx::query_as(
+                    "SELECT issuer, subject, created_at, last_login_at FROM upstream_links WHERE sub = $1 ORDER BY created_at",
+                )
+                .bind(sub)
+                .fetch_all(&self.pool)
+                .await?;
+                let sessions = sqlx::query_as(
+                    "SELECT sid, auth_time, created_at, expires_at FROM sessions \
+                     WHERE sub = $1 AND ended_at IS NULL AND expires_at > $2 ORDER BY created_at",
+                )
+                .bind(sub)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                let consents = sqlx::query_as(
+                    "SELECT client_id, scope, granted_at, updated_at FROM consents WHERE sub = $1 ORDER BY client_id",
+                )
+                .bind(sub)
+                .fetch_all(&self.pool)
+                .await?;
+                let refresh_families = sqlx::query_as(
+                    "SELECT id, client_id, scope, created_at, expires_at, revoked_at FROM refresh_families \
+                     WHERE sub = $1 AND expires_at > $2 ORDER BY created_at",
+                )
+                .bind(sub)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(Some($crate::store::UserDetails {
+                    user,
+                    upstream_links,
+                    sessions,
+                    consents,
+                    refresh_families,
+                }))
+            }
+
+            async fn set_user_disabled(&self, sub: &str, disabled: bool, now: i64) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let sql = if disabled {
+                    "UPDATE users SET disabled_at = COALESCE(disabled_at, $2), updated_at = $2 WHERE sub = $1"
+                } else {
+                    "UPDATE users SET disabled_at = NULL, updated_at = $2 WHERE sub = $1"
+                };
+                let found = sqlx::query(sql).bind(sub).bind(now).execute(&mut *tx).await?.rows_affected() == 1;
+                if found && disabled {
+                    sqlx::query("UPDATE sessions SET ended_at = $2 WHERE sub = $1 AND ended_at IS NULL")
+                        .bind(sub)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(found)
+            }
+
+            async fn end_user_sessions(&self, sub: &str, now: i64) -> $crate::store::StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE sub = $1 AND ended_at IS NULL AND expires_at > $2")
+                    .bind(sub)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(n)
+            }
+
+            async fn delete_consent(
+                &self,
+                sub: &str,
+                client_id: &str,
+                now: i64,
+            ) -> $crate::store::StoreResult<Option<Vec<(String, i64)>>> {
+                let mut tx = self.begin_write().await?;
+                let deleted = sqlx::query("DELETE FROM consents WHERE sub = $1 AND client_id = $2")
+                    .bind(sub)
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if deleted == 0 {
+                    return Ok(None);
+                }
+                let families: Vec<(String,)> = sqlx::query_as(
+                    "SELECT id FROM refresh_families WHERE sub = $1 AND client_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(sub)
+                .bind(client_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut revoked = Vec::new();
+                for (family,) in families {
+                    $crate::store::sql::revoke_family!(tx, &family, now, "consent_withdrawn");
+                    let live: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT access_jti, access_exp FROM refresh_tokens \
+                         WHERE family_id = $1 AND access_jti IS NOT NULL AND access_exp > $2",
+                    )
+                    .bind(&family)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    revoked.extend(live);
+                }
+                tx.commit().await?;
+                Ok(Some(revoked))
+            }
+
             async fn delete_expired(&self, now: i64, batch: i64) -> $crate::store::StoreResult<u64> {
                 let mut deleted = 0;
                 for (sql, before) in $crate::store::sql::EXPIRY_DELETES {

@@ -20,3 +20,4 @@ mod revocation;
 mod store;
 mod token;
 mod upstream;
+mod users;
