@@ -86,9 +86,9 @@ for store in sqlite postgres; do
     created=$(env $(env_for "$db" "$dir") "$BIN" client create --metadata "$WORK/meta.json" --json 2>/dev/null)
     CID[$idalg]=$(python3 -c 'import json,sys;print(json.load(sys.stdin)["client_id"])' <<<"$created")
     CSEC[$idalg]=$(python3 -c 'import json,sys;print(json.load(sys.stdin)["client_secret"])' <<<"$created")
-    env $(env_for "$db" "$dir") "$SEED" codes "${CID[$idalg]}" 30000 "$WORK/codes-$idalg" 2>/dev/null
+    env $(env_for "$db" "$dir") "$SEED" codes "${CID[$idalg]}" 30000 "$WORK/codes-$idalg" 2>"$WORK/seed.log" || { cat "$WORK/seed.log" >&2; exit 1; }
   done
-  env $(env_for "$db" "$dir") "$SEED" refresh "${CID[ES256]}" "${CSEC[ES256]}" 40000 "$WORK/refresh" 2>/dev/null
+  env $(env_for "$db" "$dir") "$SEED" refresh "${CID[ES256]}" "${CSEC[ES256]}" 40000 "$WORK/refresh" 2>"$WORK/seed.log" || { cat "$WORK/seed.log" >&2; exit 1; }
   env $(env_for "$db" "$dir") "$BIN" serve >"$dir/tessera.log" 2>&1 & TPID=$!; PIDS+=("$TPID")
   wait_http "http://$PUB/readyz"
   # The RS256 key of this server, for the signing ceiling.
@@ -99,7 +99,7 @@ for store in sqlite postgres; do
     export WRK_BASIC; WRK_BASIC=$(printf '%s:%s' "$cid" "$csec" | base64 -w0)
     # Warm the verification cache with one real redemption.
     code=$(head -1 "$WORK/codes-$idalg"); sed -i 1d "$WORK/codes-$idalg"
-    curl -fs -u "$cid:$csec" -d "grant_type=authorization_code&code=$code&redirect_uri=$REDIRECT_ENC&code_verifier=$VERIFIER" "http://$PUB/token" >/dev/null
+    curl -fsS -u "$cid:$csec" -d "grant_type=authorization_code&code=$code&redirect_uri=$REDIRECT_ENC&code_verifier=$VERIFIER" "http://$PUB/token" >/dev/null
     [ "$idalg" = RS256 ] && ceiling "$store code redemption, ID token RS256 — ceiling before"
     WRK_LINES="$WORK/codes-$idalg" WRK_TEMPLATE="grant_type=authorization_code&code={}&redirect_uri=$REDIRECT_ENC&code_verifier=$VERIFIER" \
       run_wrk "$store code redemption, ID token $idalg" "http://$PUB/token" bench/wrk-lines.lua
