@@ -76,7 +76,7 @@ pub async fn set_disabled(
 }
 
 pub async fn end_sessions(store: &dyn Store, sub: &str, now: i64) -> Result<u64, UserOpError> {
-    if store.user_details(sub, now).await?.is_none() {
+    if store.get_user(sub).await?.is_none() {
         return Err(UserOpError::NotFound);
     }
     let n = store.end_user_sessions(sub, now).await?;

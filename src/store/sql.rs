@@ -736,15 +736,7 @@ macro_rules! shared_store_impl {
                 let mut revoked = Vec::new();
                 for (family,) in families {
                     $crate::store::sql::revoke_family!(tx, &family, now, "consent_withdrawn");
-                    let live: Vec<(String, i64)> = sqlx::query_as(
-                        "SELECT access_jti, access_exp FROM refresh_tokens \
-                         WHERE family_id = $1 AND access_jti IS NOT NULL AND access_exp > $2",
-                    )
-                    .bind(&family)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    revoked.extend(live);
+                    revoked.extend($crate::store::sql::live_access_tokens!(tx, &family, now));
                 }
                 tx.commit().await?;
                 Ok(Some(revoked))
@@ -789,14 +781,7 @@ macro_rules! shared_store_impl {
             ) -> $crate::store::StoreResult<Vec<(String, i64)>> {
                 let mut tx = self.begin_write().await?;
                 $crate::store::sql::revoke_family!(tx, family_id, now, reason);
-                let live: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT access_jti, access_exp FROM refresh_tokens \
-                     WHERE family_id = $1 AND access_jti IS NOT NULL AND access_exp > $2",
-                )
-                .bind(family_id)
-                .bind(now)
-                .fetch_all(&mut *tx)
-                .await?;
+                let live = $crate::store::sql::live_access_tokens!(tx, family_id, now);
                 tx.commit().await?;
                 Ok(live)
             }
@@ -878,6 +863,23 @@ macro_rules! revoke_family {
     };
 }
 pub(super) use revoke_family;
+
+/// The access tokens issued along a family that have not expired yet, as
+/// `(jti, exp)`: what a family revocation just revoked.
+macro_rules! live_access_tokens {
+    ($tx:ident, $family:expr, $now:expr) => {{
+        let live: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT access_jti, access_exp FROM refresh_tokens \
+             WHERE family_id = $1 AND access_jti IS NOT NULL AND access_exp > $2",
+        )
+        .bind($family)
+        .bind($now)
+        .fetch_all(&mut *$tx)
+        .await?;
+        live
+    }};
+}
+pub(super) use live_access_tokens;
 
 /// Housekeeping: each statement deletes up to `$2` rows that expired before
 /// `$1` (now minus the second value, in seconds). Used codes are kept an
