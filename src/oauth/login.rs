@@ -386,9 +386,11 @@ pub async fn callback(
         )
         .await?;
     if user.disabled_at.is_some() {
+        tracing::warn!(sub = %user.sub, "sign-in refused: the user is disabled");
         let e = OAuthError::new(ErrorCode::AccessDenied, "this account is disabled");
         return Ok(back(app, &target, &e));
     }
+    tracing::info!(sub = %user.sub, "signed in through the upstream");
     let raw_session = random_token(32);
     let ttl = i64::try_from(app.config.session_ttl.as_secs()).unwrap_or(86_400);
     let session = Session {

@@ -185,8 +185,13 @@ pub fn narrow_audience(
 /// revoked access tokens in the database: this instance's revoked set
 /// learns them at once (other instances within their next poll).
 pub(super) async fn redeem(app: &App, spend: Spend) -> Result<Spent, OAuthError> {
+    let kind = spend.kind;
     let spent = app.spends.spend(spend).await?;
     if spent == Spent::Replayed {
+        tracing::warn!(
+            ?kind,
+            "a used code or refresh token came back: what it issued is revoked"
+        );
         if let Err(e) = app.revoked.poll(app.store.as_ref(), app.now()).await {
             tracing::warn!(error = format!("{e:#}"), "reading revoked tokens failed");
         }
