@@ -558,25 +558,29 @@ async fn browsers_from_registered_origins_may_call_the_token_endpoint(backend: B
         json!({"redirect_uris": ["https://spa.example/cb"], "token_endpoint_auth_method": "none"}),
     )
     .await;
-    let preflight = |origin: &'static str| {
+    let preflight = |path: &'static str, origin: &'static str| {
         app.http
-            .request(reqwest::Method::OPTIONS, format!("{}/token", app.base))
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", app.base))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
             .send()
     };
-    let ok = preflight("https://spa.example").await.unwrap();
-    assert_eq!(
-        ok.headers()["access-control-allow-origin"],
-        "https://spa.example"
-    );
-    assert!(
-        ok.headers()
-            .get("access-control-allow-credentials")
-            .is_none()
-    );
-    let other = preflight("https://evil.example").await.unwrap();
-    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // A single-page app signs out by revoking its tokens: /revoke too.
+    for path in ["/token", "/revoke"] {
+        let ok = preflight(path, "https://spa.example").await.unwrap();
+        assert_eq!(
+            ok.headers()["access-control-allow-origin"],
+            "https://spa.example",
+            "{path}"
+        );
+        assert!(
+            ok.headers()
+                .get("access-control-allow-credentials")
+                .is_none()
+        );
+        let other = preflight(path, "https://evil.example").await.unwrap();
+        assert!(other.headers().get("access-control-allow-origin").is_none());
+    }
     let jwks = app
         .http
         .get(format!("{}/jwks", app.base))
