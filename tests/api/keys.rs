@@ -1,5 +1,6 @@
 //! Signing keys: persistence across restarts, rotation by the CLI picked up
-//! by a running server, and agreement between instances starting together.
+//! by a running server, agreement between instances starting together, and
+//! scheduled rotation shared by two instances.
 
 use std::sync::Arc;
 
@@ -110,3 +111,61 @@ async fn instances_starting_together_agree_on_one_key(backend: Backend) {
     assert_eq!(pem_files, 2);
 }
 both!(instances_starting_together_agree_on_one_key);
+
+/// Issue 4 point 4: two instances on one database and keys folder. The
+/// scheduled rotation is done by one of them at a time (under the database
+/// lock), both start signing with the new key once it has been published
+/// longer than the JWKS max-age, and each verifies the other's tokens.
+async fn two_instances_rotate_on_schedule_and_trust_each_others_tokens(backend: Backend) {
+    let env = Arc::new(TestEnv::new(backend).await);
+    let mut extra = std::collections::HashMap::from([
+        ("TESSERA_KEY_ROTATION_PERIOD".to_owned(), "3".to_owned()),
+        ("TESSERA_JWKS_MAX_AGE".to_owned(), "1".to_owned()),
+    ]);
+    let a = crate::common::start(env.clone(), extra.clone()).await;
+    extra.insert("TESSERA_ISSUER".to_owned(), a.base.clone());
+    let b = crate::common::start(env.clone(), extra).await;
+    let (id, secret) = a.machine_client("").await;
+    let first = token_kid(&a, &id, &secret).await;
+    assert_eq!(token_kid(&b, &id, &secret).await, first);
+
+    a.eventually(|| async {
+        token_kid(&a, &id, &secret).await != first && token_kid(&b, &id, &secret).await != first
+    })
+    .await;
+    let tokens: Vec<String> = futures::future::join_all([&a, &b].map(|app| async {
+        let body: Value = app
+            .token_basic(&id, &secret, &[("grant_type", "client_credentials")])
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }))
+    .await;
+    for jwks in [a.jwks().await, b.jwks().await] {
+        for token in &tokens {
+            crate::common::verify_jwt(token, &jwks, &a.base, &a.base, "at+jwt");
+        }
+    }
+
+    // One rotation per period, not one per instance: no two RS256 keys were
+    // made in the same period.
+    let listed: Value = serde_json::from_str(&cli_ok(&a, &["keys", "list", "--json"])).unwrap();
+    let mut created: Vec<i64> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "RS256")
+        .map(|k| k["created_at"].as_i64().unwrap())
+        .collect();
+    created.sort_unstable();
+    assert!(created.len() >= 2, "{created:?}");
+    for pair in created.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 2,
+            "two keys in one period: {created:?}"
+        );
+    }
+}
+both!(two_instances_rotate_on_schedule_and_trust_each_others_tokens);
