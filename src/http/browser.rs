@@ -1,5 +1,5 @@
 //! The pages a person's browser sees: `/authorize`, `/callback/google`,
-//! `POST /consent`. Cookies, redirects, templates; the decisions are in
+//! `POST /consent`, `/logout`. Cookies, redirects, templates; the decisions are in
 //! `oauth::login`.
 
 use askama::Template;
@@ -27,6 +27,17 @@ struct ConsentTemplate<'a> {
 struct ErrorTemplate<'a> {
     message: &'a str,
 }
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutTemplate<'a> {
+    heading: &'a str,
+    fields: &'a [(&'static str, String)],
+}
+
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+struct SignedOutTemplate;
 
 /// Scopes in plain words.
 fn describe(scope: &str) -> String {
@@ -207,4 +218,68 @@ pub async fn consent(State(app): State<AppState>, headers: HeaderMap, body: Byte
     }
     let outcome = login::consent(&app, &body, cookie(&headers, SESSION_COOKIE).as_deref()).await;
     respond(&app, outcome, true)
+}
+
+/// RP-initiated logout: `GET|POST /logout` (`oauth::logout`).
+pub async fn logout(
+    State(app): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    use crate::oauth::logout::{self, LogoutNext};
+    let post = method == Method::POST;
+    let raw: Vec<u8> = if post {
+        if !crate::oauth::form::is_form(
+            headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
+        ) {
+            return error_page("The sign-out request must be a form.");
+        }
+        body.to_vec()
+    } else {
+        query.unwrap_or_default().into_bytes()
+    };
+    let session = cookie(&headers, SESSION_COOKIE);
+    let outcome = match logout::logout(&app, &raw, session.as_deref(), post).await {
+        Ok(o) => o,
+        Err(e) => return respond(&app, Err(e), post),
+    };
+    let mut response = match &outcome.next {
+        LogoutNext::Refused(why) => error_page(why),
+        LogoutNext::Confirm { heading, fields } => page(
+            StatusCode::OK,
+            LogoutTemplate { heading, fields }
+                .render()
+                .unwrap_or_default(),
+        ),
+        LogoutNext::SignedOut => page(
+            StatusCode::OK,
+            SignedOutTemplate.render().unwrap_or_default(),
+        ),
+        LogoutNext::Redirect(url) => {
+            let status = if post {
+                StatusCode::SEE_OTHER
+            } else {
+                StatusCode::FOUND
+            };
+            let mut r = status.into_response();
+            match HeaderValue::from_str(url) {
+                Ok(v) => {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                Err(_) => return error_page("The address to send you back to is not valid."),
+            }
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+    };
+    if outcome.ended {
+        let secure = app.config.issuer_is_https();
+        if let Some(v) = set_cookie(SESSION_COOKIE, "", "/", 0, secure) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
 }

@@ -53,6 +53,10 @@ pub fn router(app: AppState) -> Router {
         .route("/introspect", post(introspect))
         .route("/callback/google", get(super::browser::callback))
         .route("/consent", post(super::browser::consent))
+        .route(
+            "/logout",
+            get(super::browser::logout).post(super::browser::logout),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -244,6 +248,7 @@ pub fn metadata(app: &App) -> serde_json::Value {
         "jwks_uri": format!("{issuer}/jwks"),
         "authorization_endpoint": format!("{issuer}/authorize"),
         "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "end_session_endpoint": format!("{issuer}/logout"),
         "revocation_endpoint": format!("{issuer}/revoke"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint": format!("{issuer}/introspect"),

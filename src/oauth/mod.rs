@@ -10,6 +10,7 @@ pub mod form;
 pub mod grant;
 pub mod introspection;
 pub mod login;
+pub mod logout;
 pub mod redirect_uri;
 pub mod resource;
 pub mod revocation;

@@ -55,8 +55,9 @@ async fn both_discovery_documents_are_the_same_and_name_only_what_works(backend:
         oidc["introspection_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post"])
     );
+    assert_eq!(oidc["end_session_endpoint"], format!("{}/logout", app.base));
     assert!(
-        oidc.get("end_session_endpoint").is_none(),
+        oidc.get("backchannel_logout_supported").is_none(),
         "not implemented yet, so not advertised"
     );
 }

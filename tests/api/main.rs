@@ -16,6 +16,7 @@ mod discovery;
 mod keys;
 mod login;
 mod login_errors;
+mod logout;
 mod revocation;
 mod store;
 mod token;
