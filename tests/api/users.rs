@@ -19,6 +19,15 @@ async fn admin_json(app: &TestApp, method: Method, path: &str) -> Value {
     r.json().await.unwrap()
 }
 
+fn cli_ok(app: &TestApp, args: &[&str]) {
+    let out = app.cli(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn refresh_status(app: &TestApp, id: &str, secret: &str, token: &str) -> u16 {
     let form = [("grant_type", "refresh_token"), ("refresh_token", token)];
     app.token_basic(id, secret, &form).await.status().as_u16()
@@ -202,17 +211,13 @@ async fn the_cli_manages_users_on_the_database(backend: Backend) {
     let details: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(details["sub"], sub);
 
-    assert!(app.cli(&["user", "disable", &sub]).status.success());
+    cli_ok(&app, &["user", "disable", &sub]);
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
     assert_eq!(refresh_status(&app, &id, &secret, refresh_token).await, 400);
-    assert!(app.cli(&["user", "enable", &sub]).status.success());
+    cli_ok(&app, &["user", "enable", &sub]);
     assert_eq!(refresh_status(&app, &id, &secret, refresh_token).await, 200);
-    assert!(app.cli(&["user", "end-sessions", &sub]).status.success());
-    assert!(
-        app.cli(&["user", "revoke-consent", &sub, &id])
-            .status
-            .success()
-    );
+    cli_ok(&app, &["user", "end-sessions", &sub]);
+    cli_ok(&app, &["user", "revoke-consent", &sub, &id]);
     let out = app.cli(&["user", "revoke-consent", &sub, &id]);
     assert_eq!(out.status.code(), Some(1), "no such consent any more");
     let out = app.cli(&["user", "show", "no-such-user"]);
