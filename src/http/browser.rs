@@ -102,7 +102,43 @@ fn error_page(message: &str) -> Response {
     page(StatusCode::BAD_REQUEST, html)
 }
 
-/// RFC 9700 §4.12: 303 after a form POST so the body is not re-sent.
+/// RFC 9700 §4.12: 302 after a GET, 303 after a form POST so the body is
+/// not re-sent.
+fn redirect(url: &str, after_post: bool) -> Response {
+    let status = if after_post {
+        StatusCode::SEE_OTHER
+    } else {
+        StatusCode::FOUND
+    };
+    let Ok(location) = HeaderValue::from_str(url) else {
+        return error_page("The address to send you back to is not valid.");
+    };
+    let mut r = status.into_response();
+    r.headers_mut().insert(header::LOCATION, location);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The parameters of a browser request: the query after a GET, the form
+/// body after a POST (anything else than a form is refused: the message
+/// for the error page).
+fn browser_params(
+    post: bool,
+    headers: &HeaderMap,
+    query: Option<String>,
+    body: Bytes,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    if !post {
+        return Ok(query.unwrap_or_default().into_bytes());
+    }
+    if !crate::oauth::form::is_form(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes)) {
+        return Err(format!("The {what} request must be a form."));
+    }
+    Ok(body.to_vec())
+}
+
 fn respond(
     app: &AppState,
     outcome: Result<Outcome, crate::error::OAuthError>,
@@ -123,23 +159,7 @@ fn respond(
         }
     };
     let mut response = match &outcome.next {
-        Next::Redirect(url) => {
-            let status = if after_post {
-                StatusCode::SEE_OTHER
-            } else {
-                StatusCode::FOUND
-            };
-            let mut r = status.into_response();
-            match HeaderValue::from_str(url) {
-                Ok(v) => {
-                    r.headers_mut().insert(header::LOCATION, v);
-                }
-                Err(_) => return error_page("The address to send you back to is not valid."),
-            }
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
+        Next::Redirect(url) => redirect(url, after_post),
         Next::Consent(c) => {
             let html = ConsentTemplate {
                 client_name: &c.client_name,
@@ -175,15 +195,9 @@ pub async fn authorize(
     body: Bytes,
 ) -> Response {
     let post = method == Method::POST;
-    let raw: Vec<u8> = if post {
-        if !crate::oauth::form::is_form(
-            headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
-        ) {
-            return error_page("The sign-in request must be a form.");
-        }
-        body.to_vec()
-    } else {
-        query.unwrap_or_default().into_bytes()
+    let raw = match browser_params(post, &headers, query, body, "sign-in") {
+        Ok(raw) => raw,
+        Err(why) => return error_page(&why),
     };
     let outcome = login::authorize(
         &app,
@@ -230,15 +244,9 @@ pub async fn logout(
 ) -> Response {
     use crate::oauth::logout::{self, LogoutNext};
     let post = method == Method::POST;
-    let raw: Vec<u8> = if post {
-        if !crate::oauth::form::is_form(
-            headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
-        ) {
-            return error_page("The sign-out request must be a form.");
-        }
-        body.to_vec()
-    } else {
-        query.unwrap_or_default().into_bytes()
+    let raw = match browser_params(post, &headers, query, body, "sign-out") {
+        Ok(raw) => raw,
+        Err(why) => return error_page(&why),
     };
     let session = cookie(&headers, SESSION_COOKIE);
     let outcome = match logout::logout(&app, &raw, session.as_deref(), post).await {
@@ -257,23 +265,7 @@ pub async fn logout(
             StatusCode::OK,
             SignedOutTemplate.render().unwrap_or_default(),
         ),
-        LogoutNext::Redirect(url) => {
-            let status = if post {
-                StatusCode::SEE_OTHER
-            } else {
-                StatusCode::FOUND
-            };
-            let mut r = status.into_response();
-            match HeaderValue::from_str(url) {
-                Ok(v) => {
-                    r.headers_mut().insert(header::LOCATION, v);
-                }
-                Err(_) => return error_page("The address to send you back to is not valid."),
-            }
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
+        LogoutNext::Redirect(url) => redirect(url, post),
     };
     if outcome.ended {
         let secure = app.config.issuer_is_https();
