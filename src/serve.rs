@@ -62,14 +62,9 @@ async fn maintain_keys(app: Arc<App>, stop: impl Future<Output = ()>) {
         max_token_ttl: app.config.access_token_ttl.max(app.config.id_token_ttl),
         rotation_period: app.config.key_rotation_period,
     };
-    let mut tick = tokio::time::interval(app.config.key_poll_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = ticks(tokio::time::Instant::now(), app.config.key_poll_interval);
     tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            _ = tick.tick() => {}
-        }
+    while next_tick(&mut tick, &mut stop).await {
         let now = app.now();
         let dir = app.keys.dir().clone();
         let algs = app.signing_algs.clone();
@@ -108,14 +103,9 @@ async fn maintain_keys(app: Arc<App>, stop: impl Future<Output = ()>) {
 /// Every second: the access tokens revoked by any instance (or by a replay
 /// a grant detected) join this instance's in-memory revoked set.
 async fn follow_revocations(app: Arc<App>, stop: impl Future<Output = ()>) {
-    let mut tick = tokio::time::interval(REVOCATION_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = ticks(tokio::time::Instant::now(), REVOCATION_POLL);
     tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            _ = tick.tick() => {}
-        }
+    while next_tick(&mut tick, &mut stop).await {
         if let Err(e) = app.revoked.poll(app.store.as_ref(), app.now()).await {
             tracing::warn!(
                 error = format!("{e:#}"),
@@ -130,14 +120,9 @@ async fn follow_revocations(app: Arc<App>, stop: impl Future<Output = ()>) {
 /// refresh tokens and families, and revoked JTIs, in small batches.
 async fn housekeeping(app: Arc<App>, stop: impl Future<Output = ()>) {
     let offset = std::time::Duration::from_millis(rand::random::<u64>() % 60_000);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, HOUSEKEEPING);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = ticks(tokio::time::Instant::now() + offset, HOUSEKEEPING);
     tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            _ = tick.tick() => {}
-        }
+    while next_tick(&mut tick, &mut stop).await {
         match app.store.delete_expired(app.now(), 500).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "deleted expired records"),
@@ -148,6 +133,25 @@ async fn housekeeping(app: Arc<App>, stop: impl Future<Output = ()>) {
 
 /// How often each instance deletes expired records.
 pub const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The clock of a background task: from `start`, every `period`; a late
+/// tick is not made up for.
+fn ticks(start: tokio::time::Instant, period: std::time::Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval_at(start, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Waits for the next tick; `false` once the server is stopping.
+async fn next_tick(
+    tick: &mut tokio::time::Interval,
+    stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> bool {
+    tokio::select! {
+        () = stop.as_mut() => false,
+        _ = tick.tick() => true,
+    }
+}
 
 /// How often each instance reads the revocations made elsewhere.
 pub const REVOCATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
