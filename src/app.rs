@@ -33,6 +33,12 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Where codes and refresh tokens are spent (group commit).
     pub spends: GroupCommit,
+    /// Security-relevant events, to the log and the database.
+    pub audit: crate::audit::Audit,
+    /// Delivers back-channel logout tokens to clients.
+    pub backchannel: reqwest::Client,
+    /// Wakes the back-channel logout sender when this instance queued one.
+    pub logouts_queued: tokio::sync::Notify,
     /// Revoked access tokens, kept in step with the database by `serve`.
     pub revoked: crate::oauth::revoked::RevokedJtis,
     /// Users' emails for introspection's `username`.
@@ -82,7 +88,8 @@ impl App {
             }
         }
         let dir = KeyDir::new(&config.keys_dir);
-        ensure_keys(store.as_ref(), &dir, &signing_algs, clock.now()).await?;
+        let audit = crate::audit::Audit::start(store.clone());
+        ensure_keys(store.as_ref(), &audit, &dir, &signing_algs, clock.now()).await?;
         let records = store.list_keys().await?;
         let set = {
             let dir = dir.clone();
@@ -102,6 +109,9 @@ impl App {
         revoked.poll(store.as_ref(), clock.now()).await?;
         Ok(Self {
             revoked,
+            audit,
+            backchannel: crate::oauth::backchannel::http_client()?,
+            logouts_queued: tokio::sync::Notify::new(),
             usernames: Default::default(),
             upstream,
             spends: GroupCommit::start(store.clone(), parallel),
@@ -125,6 +135,7 @@ impl App {
 /// starting together agree on one active key per algorithm.
 pub async fn ensure_keys(
     store: &dyn Store,
+    audit: &crate::audit::Audit,
     dir: &KeyDir,
     algs: &[Alg],
     now: i64,
@@ -134,10 +145,12 @@ pub async fn ensure_keys(
     let changes = store
         .change_keys(&move |records| rotation::ensure(records, &algs, &dir, now))
         .await?;
-    for change in &changes {
-        if let crate::store::KeyChange::Insert(r) = change {
-            tracing::info!(kid = %r.kid, alg = %r.alg, "generated signing key");
-        }
-    }
+    crate::audit::key_changes(
+        audit,
+        &changes,
+        crate::audit::EventType::KeyCreated,
+        None,
+        now,
+    );
     Ok(())
 }

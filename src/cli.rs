@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{self, Clock, SystemClock};
+use crate::audit::{Actor, Audit, By, EventType};
 use crate::config::{Config, ConfigError};
 use crate::oauth::client::MetadataRequest;
 use crate::oauth::clients::{self, ClientOpError, ClientView, DEFAULT_PAGE};
@@ -184,18 +185,53 @@ impl From<crate::store::StoreError> for CliError {
 }
 
 pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => crate::serve::serve(config).await.map_err(CliError::Runtime),
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Serve = command {
+        return crate::serve::serve(config).await.map_err(CliError::Runtime);
+    }
+    let config = &config;
+    match command {
+        // Served above.
+        Command::Serve => Ok(()),
         Command::Migrate => {
-            let store = crate::store::connect(&config).await?;
+            let store = crate::store::connect(config).await?;
             store.migrate().await?;
             println!("migrations applied");
             Ok(())
         }
-        Command::Client(cmd) => client(cmd, &config).await,
-        Command::Keys(cmd) => keys(cmd, &config).await,
-        Command::User(cmd) => user(cmd, &config).await,
+        Command::Client(cmd) => {
+            on_database(config, |store, audit| async move {
+                client(cmd, config, store.as_ref(), &audit).await
+            })
+            .await
+        }
+        Command::Keys(cmd) => {
+            on_database(config, |store, audit| async move {
+                keys(cmd, config, store.as_ref(), &audit).await
+            })
+            .await
+        }
+        Command::User(cmd) => {
+            on_database(config, |store, audit| async move {
+                user(cmd, store.as_ref(), &audit).await
+            })
+            .await
+        }
     }
+}
+
+/// Runs an administrative command on the (migrated) database; the audit
+/// events it records are written before the process exits.
+async fn on_database<F, Fut>(config: &Config, command: F) -> Result<(), CliError>
+where
+    F: FnOnce(Arc<dyn Store>, Audit) -> Fut,
+    Fut: std::future::Future<Output = Result<(), CliError>>,
+{
+    let store = open(config).await?;
+    let audit = Audit::start(store.clone());
+    let result = command(store, audit.clone()).await;
+    audit.flush().await;
+    result
 }
 
 impl From<UserOpError> for CliError {
@@ -208,10 +244,12 @@ impl From<UserOpError> for CliError {
     }
 }
 
-async fn user(cmd: UserCommand, config: &Config) -> Result<(), CliError> {
-    let store = open(config).await?;
-    let store = store.as_ref();
+async fn user(cmd: UserCommand, store: &dyn Store, audit: &Audit) -> Result<(), CliError> {
     let now = SystemClock.now();
+    let by = By {
+        audit,
+        actor: Actor::Cli,
+    };
     match cmd {
         UserCommand::List {
             email,
@@ -281,22 +319,22 @@ async fn user(cmd: UserCommand, config: &Config) -> Result<(), CliError> {
             Ok(())
         }
         UserCommand::Disable { sub } => {
-            users::set_disabled(store, &sub, true, now).await?;
+            users::set_disabled(store, by, &sub, true, now).await?;
             println!("disabled {sub}");
             Ok(())
         }
         UserCommand::Enable { sub } => {
-            users::set_disabled(store, &sub, false, now).await?;
+            users::set_disabled(store, by, &sub, false, now).await?;
             println!("enabled {sub}");
             Ok(())
         }
         UserCommand::EndSessions { sub } => {
-            let n = users::end_sessions(store, &sub, now).await?;
+            let n = users::end_sessions(store, by, &sub, now).await?;
             println!("ended {n} session(s) of {sub}");
             Ok(())
         }
         UserCommand::RevokeConsent { sub, client_id } => {
-            users::withdraw_consent(store, None, &sub, &client_id, now).await?;
+            users::withdraw_consent(store, by, None, &sub, &client_id, now).await?;
             println!("withdrew the consent of {sub} to {client_id}");
             Ok(())
         }
@@ -358,17 +396,24 @@ fn print_client(view: &ClientView, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn client(cmd: ClientCommand, config: &Config) -> Result<(), CliError> {
-    let store = open(config).await?;
-    let store = store.as_ref();
+async fn client(
+    cmd: ClientCommand,
+    config: &Config,
+    store: &dyn Store,
+    audit: &Audit,
+) -> Result<(), CliError> {
     let now = SystemClock.now();
+    let by = By {
+        audit,
+        actor: Actor::Cli,
+    };
     match cmd {
         ClientCommand::Create { metadata, out } => {
             let text = read_input(&metadata)?;
             let request: MetadataRequest = serde_json::from_str(&text)
                 .map_err(|e| CliError::Usage(format!("invalid_client_metadata: {e}")))?;
             let algs = algs_in_use(store, config).await?;
-            let view = clients::create(store, request, &algs, now).await?;
+            let view = clients::create(store, by, request, &algs, now).await?;
             print_client(&view, out.json)
         }
         ClientCommand::List { limit, cursor, out } => {
@@ -403,14 +448,12 @@ async fn client(cmd: ClientCommand, config: &Config) -> Result<(), CliError> {
             print_client(&ClientView::new(&record, None), out.json)
         }
         ClientCommand::Delete { client_id } => {
-            if !store.delete_client(&client_id).await? {
-                return Err(ClientOpError::NotFound.into());
-            }
+            clients::delete(store, by, &client_id, now).await?;
             println!("deleted {client_id}");
             Ok(())
         }
         ClientCommand::RotateSecret { client_id, out } => {
-            let view = clients::rotate_secret(store, &client_id, now).await?;
+            let view = clients::rotate_secret(store, by, &client_id, now).await?;
             print_client(&view, out.json)
         }
     }
@@ -441,9 +484,12 @@ fn key_json(k: &crate::store::KeyRecord) -> serde_json::Value {
     })
 }
 
-async fn keys(cmd: KeysCommand, config: &Config) -> Result<(), CliError> {
-    let store = open(config).await?;
-    let store = store.as_ref();
+async fn keys(
+    cmd: KeysCommand,
+    config: &Config,
+    store: &dyn Store,
+    audit: &Audit,
+) -> Result<(), CliError> {
     match cmd {
         KeysCommand::List { out } => {
             let keys = store.list_keys().await?;
@@ -484,6 +530,7 @@ async fn keys(cmd: KeysCommand, config: &Config) -> Result<(), CliError> {
             let dir = KeyDir::new(&config.keys_dir);
             let changes = rotate_keys(
                 store,
+                audit,
                 &dir,
                 &algs,
                 RotateMode { now, retire_old },
@@ -515,6 +562,7 @@ async fn keys(cmd: KeysCommand, config: &Config) -> Result<(), CliError> {
 /// files of keys retired at once are deleted.
 pub async fn rotate_keys(
     store: &dyn Store,
+    audit: &Audit,
     dir: &KeyDir,
     algs: &[Alg],
     mode: RotateMode,
@@ -536,6 +584,13 @@ pub async fn rotate_keys(
                 dir.remove(kid);
             }
         }
+        crate::audit::key_changes(
+            audit,
+            &changes,
+            EventType::KeyRotated,
+            Some(Actor::Cli),
+            now,
+        );
         all.extend(changes);
     }
     Ok(all)

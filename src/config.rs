@@ -131,6 +131,8 @@ pub struct Config {
     pub rate_limit_per_ip: u32,
     /// Failed client authentications per minute per client id.
     pub rate_limit_failed_auth: u32,
+    /// How long audit events are kept in the database.
+    pub audit_retention: Duration,
     /// How often an instance re-reads the key records (not a public setting:
     /// PRODUCT.md promises "within 10 seconds"; tests shorten it).
     pub key_poll_interval: Duration,
@@ -166,6 +168,7 @@ const NAMES: &[&str] = &[
     "UPSTREAM_TIMEOUT",
     "RATE_LIMIT_PER_IP",
     "RATE_LIMIT_FAILED_AUTH",
+    "AUDIT_RETENTION",
 ];
 
 /// Raw values by setting name (without prefix), file first, then environment.
@@ -292,6 +295,7 @@ impl Config {
             upstream: upstream(s)?,
             rate_limit_per_ip: u32_number(s, "RATE_LIMIT_PER_IP", 0)?,
             rate_limit_failed_auth: u32_number(s, "RATE_LIMIT_FAILED_AUTH", 20)?,
+            audit_retention: seconds(s, "AUDIT_RETENTION", 7_776_000)?,
             key_poll_interval: Duration::from_secs(5),
             issuer,
         })

@@ -5,6 +5,8 @@
 
 /// `App`, `AppState` and the injected clock.
 pub mod app;
+/// Audit events: log lines and the `audit_events` table.
+pub mod audit;
 /// The command line: `serve` (default), `migrate`, `client …`, `keys …`.
 pub mod cli;
 /// Settings from the TOML file and `TESSERA_*` variables, typed and validated.

@@ -32,22 +32,34 @@ pub async fn run(
     let maintenance = tokio::spawn(maintain_keys(app.clone(), stopped(stop_rx.clone())));
     let revocations = tokio::spawn(follow_revocations(app.clone(), stopped(stop_rx.clone())));
     let housekeeping = tokio::spawn(housekeeping(app.clone(), stopped(stop_rx.clone())));
+    let logouts = tokio::spawn(deliver_logouts(app.clone(), stopped(stop_rx.clone())));
     let discovery = app
         .upstream
         .clone()
         .map(crate::upstream::Upstream::spawn_discovery);
-    let public_server = axum::serve(public, crate::http::public::router(state.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let admin_server = axum::serve(admin, crate::http::admin::router(state))
-        .with_graceful_shutdown(stopped(stop_rx));
+    // Handlers can see the peer address (`ConnectInfo<SocketAddr>`).
+    let public_server = axum::serve(
+        public,
+        crate::http::public::router(state.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin_server = axum::serve(
+        admin,
+        crate::http::admin::router(state)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx));
     let (public_result, admin_result) =
         tokio::join!(public_server.into_future(), admin_server.into_future());
     maintenance.abort();
     revocations.abort();
     housekeeping.abort();
+    logouts.abort();
     if let Some(d) = discovery {
         d.abort();
     }
+    app.audit.flush().await;
     public_result?;
     admin_result?;
     Ok(())
@@ -74,8 +86,14 @@ async fn maintain_keys(app: Arc<App>, stop: impl Future<Output = ()>) {
             .await;
         match planned {
             Ok(changes) => {
+                crate::audit::key_changes(
+                    &app.audit,
+                    &changes,
+                    crate::audit::EventType::KeyRotated,
+                    None,
+                    now,
+                );
                 for change in changes {
-                    tracing::info!(?change, "signing key changed");
                     if let crate::store::KeyChange::Transition {
                         kid,
                         to: crate::store::KeyState::Retired,
@@ -123,13 +141,45 @@ async fn housekeeping(app: Arc<App>, stop: impl Future<Output = ()>) {
     let mut tick = ticks(tokio::time::Instant::now() + offset, HOUSEKEEPING);
     tokio::pin!(stop);
     while next_tick(&mut tick, &mut stop).await {
-        match app.store.delete_expired(app.now(), 500).await {
+        let retention = i64::try_from(app.config.audit_retention.as_secs()).unwrap_or(i64::MAX);
+        match app.store.delete_expired(app.now(), 500, retention).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "deleted expired records"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "housekeeping failed; will retry"),
         }
     }
 }
+
+/// Every second, and at once when this instance queued one: back-channel
+/// logouts that are due go out (`oauth::backchannel`).
+async fn deliver_logouts(app: Arc<App>, stop: impl Future<Output = ()>) {
+    let mut tick = ticks(tokio::time::Instant::now(), LOGOUT_POLL);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = stop.as_mut() => return,
+            _ = tick.tick() => {}
+            () = app.logouts_queued.notified() => {}
+        }
+        loop {
+            match crate::oauth::backchannel::deliver_due(&app).await {
+                // A full claim: there may be more waiting.
+                Ok(n) if n >= crate::oauth::backchannel::CLAIM as usize => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "reading back-channel logouts failed; will retry"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// How often each instance looks for back-channel logouts to deliver.
+pub const LOGOUT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often each instance deletes expired records.
 pub const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(300);

@@ -13,7 +13,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+
 use crate::app::AppState;
+use crate::audit::{Actor, By, Event, EventType};
 use crate::oauth::client::{MetadataError, MetadataRequest};
 use crate::oauth::clients::{self, ClientOpError, DEFAULT_PAGE};
 use crate::oauth::users::{self, UserOpError};
@@ -40,6 +45,7 @@ pub fn router(app: AppState) -> Router {
             "/admin/users/{sub}/consents/{client_id}",
             axum::routing::delete(withdraw_consent),
         )
+        .route("/admin/events", get(list_events))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -55,6 +61,14 @@ pub fn router(app: AppState) -> Router {
             super::middleware::observe,
         ))
         .with_state(app)
+}
+
+/// Changes made through this API are recorded as the admin API's.
+fn by(app: &AppState) -> By<'_> {
+    By {
+        audit: &app.audit,
+        actor: Actor::AdminApi,
+    }
 }
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
@@ -84,7 +98,14 @@ async fn require_admin(State(app): State<AppState>, request: Request, next: Next
         _ => false,
     };
     if !allowed {
-        tracing::warn!("admin API: authentication failed");
+        let mut event = Event::new(EventType::AdminAuthFailed, app.now())
+            .with("method", request.method().as_str())
+            .with("path", request.uri().path())
+            .with("token_presented", presented.is_some());
+        if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+            event = event.with("ip", peer.ip().to_string());
+        }
+        app.audit.record(event);
         let mut response = error(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
@@ -147,14 +168,18 @@ fn metadata(body: &Bytes) -> Result<MetadataRequest, ClientOpError> {
 async fn create_client(State(app): State<AppState>, body: Bytes) -> Response {
     let result = async {
         let request = metadata(&body)?;
-        clients::create(app.store.as_ref(), request, &app.signing_algs, app.now()).await
+        clients::create(
+            app.store.as_ref(),
+            by(&app),
+            request,
+            &app.signing_algs,
+            app.now(),
+        )
+        .await
     }
     .await;
     match result {
-        Ok(view) => {
-            tracing::info!(client_id = %view.client_id, "client created");
-            with_secret(StatusCode::CREATED, view)
-        }
+        Ok(view) => with_secret(StatusCode::CREATED, view),
         Err(e) => op_error(e),
     }
 }
@@ -211,6 +236,7 @@ async fn replace_client(
         let request = metadata(&body)?;
         clients::replace(
             app.store.as_ref(),
+            by(&app),
             &client_id,
             request,
             &app.signing_algs,
@@ -221,35 +247,25 @@ async fn replace_client(
     .await;
     app.clients.forget(&client_id);
     match result {
-        Ok(view) => {
-            tracing::info!(client_id = %client_id, "client replaced");
-            with_secret(StatusCode::OK, view)
-        }
+        Ok(view) => with_secret(StatusCode::OK, view),
         Err(e) => op_error(e),
     }
 }
 
 async fn delete_client(State(app): State<AppState>, Path(client_id): Path<String>) -> Response {
-    let result = app.store.delete_client(&client_id).await;
+    let result = clients::delete(app.store.as_ref(), by(&app), &client_id, app.now()).await;
     app.clients.forget(&client_id);
     match result {
-        Ok(true) => {
-            tracing::info!(client_id = %client_id, "client deleted");
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Ok(false) => op_error(ClientOpError::NotFound),
-        Err(e) => op_error(e.into()),
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => op_error(e),
     }
 }
 
 async fn rotate_secret(State(app): State<AppState>, Path(client_id): Path<String>) -> Response {
-    let result = clients::rotate_secret(app.store.as_ref(), &client_id, app.now()).await;
+    let result = clients::rotate_secret(app.store.as_ref(), by(&app), &client_id, app.now()).await;
     app.clients.forget(&client_id);
     match result {
-        Ok(view) => {
-            tracing::info!(client_id = %client_id, "client secret rotated");
-            with_secret(StatusCode::OK, view)
-        }
+        Ok(view) => with_secret(StatusCode::OK, view),
         Err(e) => op_error(e),
     }
 }
@@ -306,22 +322,28 @@ async fn show_user(State(app): State<AppState>, Path(sub): Path<String>) -> Resp
 }
 
 async fn disable_user(State(app): State<AppState>, Path(sub): Path<String>) -> Response {
-    match users::set_disabled(app.store.as_ref(), &sub, true, app.now()).await {
-        Ok(user) => axum::Json(user).into_response(),
+    match users::set_disabled(app.store.as_ref(), by(&app), &sub, true, app.now()).await {
+        Ok(user) => {
+            app.logouts_queued.notify_one();
+            axum::Json(user).into_response()
+        }
         Err(e) => user_error(e),
     }
 }
 
 async fn enable_user(State(app): State<AppState>, Path(sub): Path<String>) -> Response {
-    match users::set_disabled(app.store.as_ref(), &sub, false, app.now()).await {
+    match users::set_disabled(app.store.as_ref(), by(&app), &sub, false, app.now()).await {
         Ok(user) => axum::Json(user).into_response(),
         Err(e) => user_error(e),
     }
 }
 
 async fn end_sessions(State(app): State<AppState>, Path(sub): Path<String>) -> Response {
-    match users::end_sessions(app.store.as_ref(), &sub, app.now()).await {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+    match users::end_sessions(app.store.as_ref(), by(&app), &sub, app.now()).await {
+        Ok(_) => {
+            app.logouts_queued.notify_one();
+            StatusCode::NO_CONTENT.into_response()
+        }
         Err(e) => user_error(e),
     }
 }
@@ -331,9 +353,34 @@ async fn withdraw_consent(
     Path((sub, client_id)): Path<(String, String)>,
 ) -> Response {
     let now = app.now();
-    match users::withdraw_consent(app.store.as_ref(), Some(&app), &sub, &client_id, now).await {
+    match users::withdraw_consent(
+        app.store.as_ref(),
+        by(&app),
+        Some(&app),
+        &sub,
+        &client_id,
+        now,
+    )
+    .await
+    {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => user_error(e),
+    }
+}
+
+/// `GET /admin/events?type=&client_id=&sub=&since=&cursor=&limit=`: oldest
+/// first. What this instance recorded is written before it answers.
+async fn list_events(
+    State(app): State<AppState>,
+    Query(q): Query<crate::audit::ListQuery>,
+) -> Response {
+    app.audit.flush().await;
+    match crate::audit::list(app.store.as_ref(), &q).await {
+        Ok((page, next)) => {
+            axum::Json(json!({"events": page, "next_cursor": next})).into_response()
+        }
+        Err(crate::audit::ListError::Store(e)) => crate::error::OAuthError::from(e).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
     }
 }
 

@@ -249,6 +249,8 @@ pub fn metadata(app: &App) -> serde_json::Value {
         "authorization_endpoint": format!("{issuer}/authorize"),
         "userinfo_endpoint": format!("{issuer}/userinfo"),
         "end_session_endpoint": format!("{issuer}/logout"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "revocation_endpoint": format!("{issuer}/revoke"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint": format!("{issuer}/introspect"),

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::client::{ClientMetadata, MetadataError, MetadataRequest};
 use super::client_auth::SecretVerifier;
+use crate::audit::{By, Event, EventType};
 use crate::secret::{Secret, random_token};
 use crate::store::{ClientRecord, Store, StoreError};
 use crate::token::Alg;
@@ -120,6 +121,7 @@ async fn new_secret(metadata: &ClientMetadata) -> anyhow::Result<Option<(Secret,
 /// Registers a client (RFC 7591 §3.1): 201 with the secret shown once.
 pub async fn create(
     store: &dyn Store,
+    by: By<'_>,
     request: MetadataRequest,
     algs: &[Alg],
     now: i64,
@@ -136,6 +138,7 @@ pub async fn create(
         };
         // 128 random bits collide never in practice; if they do, draw again.
         if store.insert_client(&record).await? {
+            by.record(Event::new(EventType::ClientCreated, now).client(&record.client_id));
             return Ok(ClientView::new(&record, secret.map(|(s, _)| s)));
         }
     }
@@ -145,6 +148,7 @@ pub async fn create(
 /// becomes confidential gets a new secret; one that becomes public loses it.
 pub async fn replace(
     store: &dyn Store,
+    by: By<'_>,
     client_id: &str,
     request: MetadataRequest,
     algs: &[Alg],
@@ -182,12 +186,18 @@ pub async fn replace(
     if !store.update_client(&record).await? {
         return Err(ClientOpError::NotFound);
     }
+    by.record(
+        Event::new(EventType::ClientUpdated, now)
+            .client(client_id)
+            .with("new_secret", shown.is_some()),
+    );
     Ok(ClientView::new(&record, shown))
 }
 
 /// Replaces a confidential client's secret; the old one stops working.
 pub async fn rotate_secret(
     store: &dyn Store,
+    by: By<'_>,
     client_id: &str,
     now: i64,
 ) -> Result<ClientView, ClientOpError> {
@@ -206,7 +216,22 @@ pub async fn rotate_secret(
     if !store.update_client(&record).await? {
         return Err(ClientOpError::NotFound);
     }
+    by.record(Event::new(EventType::ClientSecretRotated, now).client(client_id));
     Ok(ClientView::new(&record, Some(secret)))
+}
+
+/// Deletes a client; its codes, refresh tokens and consents go with it.
+pub async fn delete(
+    store: &dyn Store,
+    by: By<'_>,
+    client_id: &str,
+    now: i64,
+) -> Result<(), ClientOpError> {
+    if !store.delete_client(client_id).await? {
+        return Err(ClientOpError::NotFound);
+    }
+    by.record(Event::new(EventType::ClientDeleted, now).client(client_id));
+    Ok(())
 }
 
 pub const DEFAULT_PAGE: u32 = 50;

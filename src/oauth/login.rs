@@ -5,6 +5,7 @@
 use super::authorize::{self, AuthorizeRequest, ErrorTarget, PageError};
 use super::form::Params;
 use crate::app::App;
+use crate::audit::{Event, EventType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::{random_token, sha256_b64};
 use crate::store::{ClientRecord, CodeRecord, PendingRequest, Session, UpstreamProfile};
@@ -316,6 +317,7 @@ pub async fn callback(
         )
     });
     if !same_browser || pending.pkce_verifier.is_empty() {
+        login_failed(app, None, None, "state_from_another_browser", now);
         return Ok(PageError::Malformed(
             "This sign-in was started in another browser. Start again from the application.".into(),
         )
@@ -329,7 +331,13 @@ pub async fn callback(
         state: request.state.clone(),
     };
     if let Some(error) = params.get("error") {
-        tracing::info!(upstream_error = error, "upstream sign-in not completed");
+        login_failed(
+            app,
+            Some(&client.client_id),
+            None,
+            &format!("upstream_error:{}", truncate(error, 64)),
+            now,
+        );
         let e = OAuthError::new(
             ErrorCode::AccessDenied,
             "the sign-in was cancelled or refused at the identity provider",
@@ -355,6 +363,12 @@ pub async fn callback(
         Ok(i) => i,
         Err(e) => {
             tracing::warn!(error = %e, "upstream sign-in failed");
+            let reason = match &e {
+                UpstreamError::DomainNotAllowed(_) => "domain_not_allowed",
+                UpstreamError::Unavailable(_) => "upstream_unavailable",
+                UpstreamError::IdToken(_) => "invalid_id_token",
+            };
+            login_failed(app, Some(&client.client_id), None, reason, now);
             let oauth = match &e {
                 UpstreamError::DomainNotAllowed(why) => {
                     OAuthError::new(ErrorCode::AccessDenied, why.clone())
@@ -371,6 +385,7 @@ pub async fn callback(
             return Ok(back(app, &target, &oauth));
         }
     };
+    let upstream_issuer = identity.issuer.clone();
     let user = app
         .store
         .upsert_user(
@@ -386,11 +401,16 @@ pub async fn callback(
         )
         .await?;
     if user.disabled_at.is_some() {
-        tracing::warn!(sub = %user.sub, "sign-in refused: the user is disabled");
+        login_failed(
+            app,
+            Some(&client.client_id),
+            Some(&user.sub),
+            "user_disabled",
+            now,
+        );
         let e = OAuthError::new(ErrorCode::AccessDenied, "this account is disabled");
         return Ok(back(app, &target, &e));
     }
-    tracing::info!(sub = %user.sub, "signed in through the upstream");
     let raw_session = random_token(32);
     let ttl = i64::try_from(app.config.session_ttl.as_secs()).unwrap_or(86_400);
     let session = Session {
@@ -402,6 +422,13 @@ pub async fn callback(
         expires_at: now + ttl,
     };
     app.store.insert_session(&session).await?;
+    app.audit.record(
+        Event::new(EventType::LoginSucceeded, now)
+            .client(&client.client_id)
+            .subject(&session.sub)
+            .with("sid", session.sid.as_str())
+            .with("upstream_issuer", upstream_issuer),
+    );
     let mut outcome = continue_signed_in(app, &client, request, &session, now).await?;
     outcome.session = Some((raw_session, ttl));
     Ok(outcome)
@@ -471,15 +498,45 @@ pub async fn consent(
                     granted.push(s.clone());
                 }
             }
+            let scope = granted.join(" ");
             app.store
-                .save_consent(&session.sub, &client.client_id, &granted.join(" "), now)
+                .save_consent(&session.sub, &client.client_id, &scope, now)
                 .await?;
+            app.audit.record(
+                Event::new(EventType::ConsentGranted, now)
+                    .client(&client.client_id)
+                    .subject(&session.sub)
+                    .with("scope", scope),
+            );
             issue_code(app, &request, &session, now).await
         }
         Some("deny") => {
+            app.audit.record(
+                Event::new(EventType::ConsentDenied, now)
+                    .client(&client.client_id)
+                    .subject(&session.sub)
+                    .with("scope", request.scope.join(" ")),
+            );
             let e = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
             Ok(back(app, &target, &e))
         }
         _ => Ok(PageError::Malformed("The consent form has no decision.".into()).into()),
     }
+}
+
+/// A sign-in that did not complete, for the audit trail.
+fn login_failed(app: &App, client_id: Option<&str>, sub: Option<&str>, reason: &str, now: i64) {
+    let mut event = Event::new(EventType::LoginFailed, now).with("reason", reason);
+    event.client_id = client_id.map(str::to_owned);
+    event.sub = sub.map(str::to_owned);
+    app.audit.record(event);
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
 }

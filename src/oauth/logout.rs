@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::app::App;
+use crate::audit::{Event, EventType};
 use crate::error::OAuthError;
 use crate::oauth::form::Params;
 use crate::secret::sha256_b64;
@@ -176,13 +177,19 @@ pub async fn logout(
     }
     let ended = match session {
         Some(raw) => {
-            app.store
-                .end_session(&sha256_b64(raw.as_bytes()), app.now())
-                .await?;
-            tracing::info!(
-                client_id = client_id.as_deref().unwrap_or("-"),
-                "signed out"
-            );
+            let now = app.now();
+            if let Some(ended) = app
+                .store
+                .end_session(&sha256_b64(raw.as_bytes()), now)
+                .await?
+            {
+                let mut event = Event::new(EventType::Logout, now)
+                    .subject(ended.sub)
+                    .with("sid", ended.sid);
+                event.client_id = client_id.clone();
+                app.audit.record(event);
+                app.logouts_queued.notify_one();
+            }
             true
         }
         None => false,

@@ -3,6 +3,7 @@
 //! the token endpoint with one module per grant.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod client;
 pub mod client_auth;
 pub mod clients;

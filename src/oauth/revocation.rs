@@ -7,6 +7,7 @@
 //! nothing.
 
 use crate::app::App;
+use crate::audit::{Event, EventType};
 use crate::error::OAuthError;
 use crate::oauth::form::Params;
 use crate::oauth::token_endpoint::authenticate_client;
@@ -56,8 +57,14 @@ async fn revoke_access(
         app.store
             .revoke_access_token(&claims.jti, claims.exp, now)
             .await?;
-        app.revoked.insert([(claims.jti, claims.exp)]);
-        tracing::info!(client_id = %client.client_id, sub = %claims.sub, "access token revoked");
+        app.revoked.insert([(claims.jti.clone(), claims.exp)]);
+        app.audit.record(
+            Event::new(EventType::TokenRevoked, now)
+                .client(&client.client_id)
+                .subject(&claims.sub)
+                .with("token_type", "access_token")
+                .with("jti", claims.jti.as_str()),
+        );
     }
     Ok(true)
 }
@@ -82,8 +89,16 @@ async fn revoke_refresh(
             .store
             .revoke_family(&found.family.id, now, "revoked")
             .await?;
+        let n = revoked.len();
         app.revoked.insert(revoked);
-        tracing::info!(client_id = %client.client_id, sub = %found.family.sub, "refresh-token family revoked");
+        app.audit.record(
+            Event::new(EventType::TokenRevoked, now)
+                .client(&client.client_id)
+                .subject(&found.family.sub)
+                .with("token_type", "refresh_token")
+                .with("family_id", found.family.id.as_str())
+                .with("access_tokens_revoked", n),
+        );
     }
     Ok(true)
 }

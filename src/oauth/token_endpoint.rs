@@ -13,6 +13,7 @@ use super::client_auth;
 use super::form::Params;
 use super::grant;
 use crate::app::App;
+use crate::audit::{Event, EventType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::ClientRecord;
 
@@ -27,6 +28,11 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// For the audit event: the access token's subject and id.
+    #[serde(skip)]
+    pub sub: String,
+    #[serde(skip)]
+    pub jti: String,
 }
 
 /// The grants this server answers today (advertised in discovery).
@@ -58,6 +64,13 @@ pub async fn authenticate_client(
     {
         if e.code == ErrorCode::InvalidClient {
             app.metrics.client_auth_failure();
+            let mut event = Event::new(EventType::ClientAuthFailed, app.now())
+                .with("reason", e.description.as_ref());
+            match &client {
+                Some(c) => event.client_id = Some(c.client_id.clone()),
+                None => event = event.with("unknown_client", true),
+            }
+            app.audit.record(event);
         }
         return Err(e);
     }
@@ -109,5 +122,15 @@ pub async fn exchange(
     };
     app.metrics
         .token_issued(grant.as_str(), app.config.access_token_alg.as_str());
+    app.audit.record(
+        Event::new(EventType::TokenIssued, now)
+            .client(&client.client_id)
+            .subject(&response.sub)
+            .with("grant_type", grant.as_str())
+            .with("jti", response.jti.as_str())
+            .with("scope", response.scope.as_str())
+            .with("refresh_token", response.refresh_token.is_some())
+            .with("id_token", response.id_token.is_some()),
+    );
     Ok(response)
 }

@@ -6,6 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::app::App;
+use crate::audit::{By, Event, EventType};
 use crate::store::{Store, StoreError, UserSummary};
 
 pub const DEFAULT_PAGE: u32 = 50;
@@ -55,6 +56,7 @@ pub async fn list(
 /// session ended at once.
 pub async fn set_disabled(
     store: &dyn Store,
+    by: By<'_>,
     sub: &str,
     disabled: bool,
     now: i64,
@@ -66,21 +68,30 @@ pub async fn set_disabled(
         .user_details(sub, now)
         .await?
         .ok_or(UserOpError::NotFound)?;
-    tracing::info!(
-        sub,
-        disabled,
-        "user {}",
-        if disabled { "disabled" } else { "enabled" }
-    );
+    let kind = if disabled {
+        EventType::UserDisabled
+    } else {
+        EventType::UserEnabled
+    };
+    by.record(Event::new(kind, now).subject(sub));
     Ok(details.user)
 }
 
-pub async fn end_sessions(store: &dyn Store, sub: &str, now: i64) -> Result<u64, UserOpError> {
+pub async fn end_sessions(
+    store: &dyn Store,
+    by: By<'_>,
+    sub: &str,
+    now: i64,
+) -> Result<u64, UserOpError> {
     if store.get_user(sub).await?.is_none() {
         return Err(UserOpError::NotFound);
     }
     let n = store.end_user_sessions(sub, now).await?;
-    tracing::info!(sub, sessions = n, "user's sessions ended");
+    by.record(
+        Event::new(EventType::UserSessionsEnded, now)
+            .subject(sub)
+            .with("sessions", n),
+    );
     Ok(n)
 }
 
@@ -89,6 +100,7 @@ pub async fn end_sessions(store: &dyn Store, sub: &str, now: i64) -> Result<u64,
 /// once when `app` is given; others within a second).
 pub async fn withdraw_consent(
     store: &dyn Store,
+    by: By<'_>,
     app: Option<&App>,
     sub: &str,
     client_id: &str,
@@ -98,9 +110,15 @@ pub async fn withdraw_consent(
         .delete_consent(sub, client_id, now)
         .await?
         .ok_or(UserOpError::NoConsent)?;
+    let n = revoked.len();
     if let Some(app) = app {
         app.revoked.insert(revoked);
     }
-    tracing::info!(sub, client_id, "consent withdrawn");
+    by.record(
+        Event::new(EventType::ConsentWithdrawn, now)
+            .subject(sub)
+            .client(client_id)
+            .with("access_tokens_revoked", n),
+    );
     Ok(())
 }

@@ -164,6 +164,30 @@ pub struct FamilyView {
     pub revoked_at: Option<i64>,
 }
 
+/// An audit event as stored (`GET /admin/events`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EventRecord {
+    pub id: i64,
+    pub at: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub client_id: Option<String>,
+    pub sub: Option<String>,
+    pub data: serde_json::Value,
+}
+
+/// Which audit events to list: every given field must match.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter<'a> {
+    pub kind: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub sub: Option<&'a str>,
+    /// At or after this time (unix seconds).
+    pub since: Option<i64>,
+    /// After this event id (the cursor).
+    pub after: Option<i64>,
+}
+
 /// What the upstream said about who signed in.
 #[derive(Clone, Debug)]
 pub struct UpstreamProfile {
@@ -199,6 +223,17 @@ pub struct Session {
     pub auth_time: i64,
     pub created_at: i64,
     pub expires_at: i64,
+}
+
+/// A back-channel logout to deliver (Back-Channel Logout 1.0).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct LogoutDelivery {
+    pub sid: String,
+    pub client_id: String,
+    pub sub: String,
+    pub created_at: i64,
+    /// Attempts made before this one.
+    pub attempts: i64,
 }
 
 /// An authorization code as stored (hash only).
@@ -396,7 +431,10 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
     /// A live session: not ended, not expired, its user not disabled.
     async fn get_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>>;
-    async fn end_session(&self, id_hash: &str, now: i64) -> StoreResult<()>;
+    /// Ends a live session and queues a back-channel logout for each client
+    /// it signed in to that registered a `backchannel_logout_uri`, in one
+    /// transaction. Answers the session ended, `None` when it was not live.
+    async fn end_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>>;
 
     /// The scopes a user granted a client.
     async fn get_consent(&self, sub: &str, client_id: &str) -> StoreResult<Option<String>>;
@@ -408,6 +446,8 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<()>;
 
+    /// Stores a code and records that its session signed in to the client
+    /// (for back-channel logout).
     async fn insert_code(&self, code: &CodeRecord) -> StoreResult<()>;
     /// Reads a code and its user, without claiming it.
     async fn find_code(&self, code_hash: &str) -> StoreResult<Option<FoundCode>>;
@@ -444,10 +484,11 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<UserSummary>>;
     async fn user_details(&self, sub: &str, now: i64) -> StoreResult<Option<UserDetails>>;
-    /// Disables (ending every session) or enables a user; `false` when no
-    /// such user.
+    /// Disables (ending every session, queuing back-channel logouts) or
+    /// enables a user; `false` when no such user.
     async fn set_user_disabled(&self, sub: &str, disabled: bool, now: i64) -> StoreResult<bool>;
-    /// Ends a user's live sessions; answers how many.
+    /// Ends a user's live sessions (queuing their back-channel logouts);
+    /// answers how many.
     async fn end_user_sessions(&self, sub: &str, now: i64) -> StoreResult<u64>;
     /// Withdraws a user's consent to a client and revokes the refresh
     /// families (and their access tokens) of that user and client. `None`
@@ -458,10 +499,37 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         now: i64,
     ) -> StoreResult<Option<Vec<(String, i64)>>>;
+    /// Leases up to `limit` back-channel logouts that are due (and not
+    /// leased by another instance) until `lease_until`.
+    async fn claim_logout_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<LogoutDelivery>>;
+    /// A delivery is done (delivered, or given up): removes it.
+    async fn finish_logout_delivery(&self, sid: &str, client_id: &str) -> StoreResult<()>;
+    /// A delivery failed and will be tried again at `next_attempt_at`.
+    async fn retry_logout_delivery(
+        &self,
+        sid: &str,
+        client_id: &str,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> StoreResult<()>;
+    /// Writes audit events (one statement).
+    async fn insert_events(&self, events: &[crate::audit::Event]) -> StoreResult<()>;
+    /// Audit events in the order they were written.
+    async fn list_events(
+        &self,
+        filter: &EventFilter<'_>,
+        limit: u32,
+    ) -> StoreResult<Vec<EventRecord>>;
     /// Deletes what has expired by `now`, `batch` rows per statement and
     /// transaction (short write locks), until nothing is left; safe to run
     /// on several instances at once. Answers the rows deleted.
-    async fn delete_expired(&self, now: i64, batch: i64) -> StoreResult<u64>;
+    /// Audit events older than `audit_retention` seconds go too.
+    async fn delete_expired(&self, now: i64, batch: i64, audit_retention: i64) -> StoreResult<u64>;
     /// Reads the key records under an exclusive database lock, asks `plan`
     /// what to change, and applies it in the same transaction. Returns what
     /// was applied.

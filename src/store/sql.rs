@@ -176,14 +176,15 @@ macro_rules! shared_store_impl {
 
             async fn insert_client(&self, c: &$crate::store::ClientRecord) -> $crate::store::StoreResult<bool> {
                 let done = sqlx::query(
-                    "INSERT INTO clients (client_id, secret_hash, metadata, client_id_issued_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id) DO NOTHING",
+                    "INSERT INTO clients (client_id, secret_hash, metadata, client_id_issued_at, updated_at, backchannel_logout_uri) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id) DO NOTHING",
                 )
                 .bind(&c.client_id)
                 .bind(&c.secret_hash)
                 .bind($crate::store::sql::metadata_json(c)?)
                 .bind(c.client_id_issued_at)
                 .bind(c.updated_at)
+                .bind(&c.metadata.backchannel_logout_uri)
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
@@ -218,12 +219,14 @@ macro_rules! shared_store_impl {
 
             async fn update_client(&self, c: &$crate::store::ClientRecord) -> $crate::store::StoreResult<bool> {
                 let done = sqlx::query(
-                    "UPDATE clients SET secret_hash = $2, metadata = $3, updated_at = $4 WHERE client_id = $1",
+                    "UPDATE clients SET secret_hash = $2, metadata = $3, updated_at = $4, backchannel_logout_uri = $5 \
+                     WHERE client_id = $1",
                 )
                 .bind(&c.client_id)
                 .bind(&c.secret_hash)
                 .bind($crate::store::sql::metadata_json(c)?)
                 .bind(c.updated_at)
+                .bind(&c.metadata.backchannel_logout_uri)
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
@@ -332,12 +335,77 @@ macro_rules! shared_store_impl {
                 .await?)
             }
 
-            async fn end_session(&self, id_hash: &str, now: i64) -> $crate::store::StoreResult<()> {
-                sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
-                    .bind(id_hash)
-                    .bind(now)
-                    .execute(&self.pool)
+            async fn end_session(&self, id_hash: &str, now: i64) -> $crate::store::StoreResult<Option<$crate::store::Session>> {
+                let mut tx = self.begin_write().await?;
+                $crate::store::sql::queue_logouts!(tx, "s.id_hash = $1", id_hash, now);
+                let ended: Option<$crate::store::Session> = sqlx::query_as(
+                    "UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $2 \
+                     RETURNING id_hash, sid, sub, auth_time, created_at, expires_at",
+                )
+                .bind(id_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(ended)
+            }
+
+            async fn claim_logout_deliveries(
+                &self,
+                now: i64,
+                lease_until: i64,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::LogoutDelivery>> {
+                // The conditions are repeated outside the sub-select: on
+                // PostgreSQL a row another instance leased meanwhile is
+                // re-checked after its lock is released, and skipped.
+                let mut tx = self.begin_write().await?;
+                let rows = sqlx::query_as(
+                    "UPDATE logout_deliveries SET locked_until = $2 \
+                     WHERE (sid, client_id) IN (SELECT sid, client_id FROM logout_deliveries \
+                       WHERE next_attempt_at <= $1 AND locked_until <= $1 ORDER BY next_attempt_at LIMIT $3) \
+                     AND next_attempt_at <= $1 AND locked_until <= $1 \
+                     RETURNING sid, client_id, sub, created_at, attempts",
+                )
+                .bind(now)
+                .bind(lease_until)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(rows)
+            }
+
+            async fn finish_logout_delivery(&self, sid: &str, client_id: &str) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM logout_deliveries WHERE sid = $1 AND client_id = $2")
+                    .bind(sid)
+                    .bind(client_id)
+                    .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn retry_logout_delivery(
+                &self,
+                sid: &str,
+                client_id: &str,
+                next_attempt_at: i64,
+                error: &str,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE logout_deliveries SET attempts = attempts + 1, next_attempt_at = $3, \
+                     locked_until = 0, last_error = $4 WHERE sid = $1 AND client_id = $2",
+                )
+                .bind(sid)
+                .bind(client_id)
+                .bind(next_attempt_at)
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -365,6 +433,7 @@ macro_rules! shared_store_impl {
             }
 
             async fn insert_code(&self, c: &$crate::store::CodeRecord) -> $crate::store::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO authorization_codes (code_hash, client_id, sub, sid, redirect_uri, scope, audience, \
                      code_challenge, nonce, auth_time, created_at, expires_at) \
@@ -382,8 +451,20 @@ macro_rules! shared_store_impl {
                 .bind(c.auth_time)
                 .bind(c.created_at)
                 .bind(c.expires_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                if let Some(sid) = &c.sid {
+                    sqlx::query(
+                        "INSERT INTO session_clients (sid, client_id, created_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (sid, client_id) DO NOTHING",
+                    )
+                    .bind(sid)
+                    .bind(&c.client_id)
+                    .bind(c.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -686,6 +767,9 @@ macro_rules! shared_store_impl {
                 } else {
                     "UPDATE users SET disabled_at = NULL, updated_at = $2 WHERE sub = $1"
                 };
+                if disabled {
+                    $crate::store::sql::queue_logouts!(tx, "s.sub = $1", sub, now);
+                }
                 let found = sqlx::query(sql).bind(sub).bind(now).execute(&mut *tx).await?.rows_affected() == 1;
                 if found && disabled {
                     sqlx::query("UPDATE sessions SET ended_at = $2 WHERE sub = $1 AND ended_at IS NULL")
@@ -700,6 +784,7 @@ macro_rules! shared_store_impl {
 
             async fn end_user_sessions(&self, sub: &str, now: i64) -> $crate::store::StoreResult<u64> {
                 let mut tx = self.begin_write().await?;
+                $crate::store::sql::queue_logouts!(tx, "s.sub = $1", sub, now);
                 let n = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE sub = $1 AND ended_at IS NULL AND expires_at > $2")
                     .bind(sub)
                     .bind(now)
@@ -742,9 +827,66 @@ macro_rules! shared_store_impl {
                 Ok(Some(revoked))
             }
 
-            async fn delete_expired(&self, now: i64, batch: i64) -> $crate::store::StoreResult<u64> {
+            async fn insert_events(&self, events: &[$crate::audit::Event]) -> $crate::store::StoreResult<()> {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let sql = format!(
+                    "INSERT INTO audit_events (at, type, client_id, sub, data) VALUES {}",
+                    $crate::store::sql::values_list(1, events.len(), 5)
+                );
+                let mut q = sqlx::query(&sql);
+                for e in events {
+                    q = q
+                        .bind(e.at)
+                        .bind(e.kind.as_str())
+                        .bind(e.client_id.as_deref())
+                        .bind(e.sub.as_deref())
+                        .bind(e.data_json());
+                }
+                let mut tx = self.begin_write().await?;
+                q.execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_events(
+                &self,
+                f: &$crate::store::EventFilter<'_>,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::EventRecord>> {
+                let rows: Vec<(i64, i64, String, Option<String>, Option<String>, String)> = sqlx::query_as(
+                    "SELECT id, at, type, client_id, sub, data FROM audit_events \
+                     WHERE id > $1 AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR client_id = $3) \
+                     AND ($4 IS NULL OR sub = $4) AND at >= $5 ORDER BY id LIMIT $6",
+                )
+                .bind(f.after.unwrap_or(0))
+                .bind(f.kind)
+                .bind(f.client_id)
+                .bind(f.sub)
+                .bind(f.since.unwrap_or(i64::MIN))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(id, at, kind, client_id, sub, data)| {
+                        Ok($crate::store::EventRecord {
+                            data: serde_json::from_str(&data).map_err(|e| {
+                                $crate::store::StoreError::Corrupt(format!("audit event {id}: {e}"))
+                            })?,
+                            id,
+                            at,
+                            kind,
+                            client_id,
+                            sub,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_expired(&self, now: i64, batch: i64, audit_retention: i64) -> $crate::store::StoreResult<u64> {
                 let mut deleted = 0;
-                for (sql, before) in $crate::store::sql::EXPIRY_DELETES {
+                for (sql, before) in $crate::store::sql::expiry_deletes(audit_retention) {
                     loop {
                         let mut tx = self.begin_write().await?;
                         let n = sqlx::query(sql)
@@ -864,6 +1006,29 @@ macro_rules! revoke_family {
 }
 pub(super) use revoke_family;
 
+/// Queues a back-channel logout for every client, with a
+/// `backchannel_logout_uri`, that the live sessions matching `$cond` (on
+/// `sessions s`, with `$1` bound to `$key`) signed in to.
+macro_rules! queue_logouts {
+    ($tx:ident, $cond:literal, $key:expr, $now:expr) => {
+        sqlx::query(concat!(
+            "INSERT INTO logout_deliveries (sid, client_id, sub, created_at, next_attempt_at) \
+             SELECT sc.sid, sc.client_id, s.sub, $2, $2 FROM sessions s \
+             JOIN session_clients sc ON sc.sid = s.sid \
+             JOIN clients c ON c.client_id = sc.client_id \
+             WHERE ",
+            $cond,
+            " AND s.ended_at IS NULL AND s.expires_at > $2 AND c.backchannel_logout_uri IS NOT NULL \
+             ON CONFLICT (sid, client_id) DO NOTHING"
+        ))
+        .bind($key)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+    };
+}
+pub(super) use queue_logouts;
+
 /// The access tokens issued along a family that have not expired yet, as
 /// `(jti, exp)`: what a family revocation just revoked.
 macro_rules! live_access_tokens {
@@ -882,41 +1047,49 @@ macro_rules! live_access_tokens {
 pub(super) use live_access_tokens;
 
 /// Housekeeping: each statement deletes up to `$2` rows that expired before
-/// `$1` (now minus the second value, in seconds). Used codes are kept an
+/// `$1` (now minus the second value, in seconds); audit events once older
+/// than the retention. Used codes are kept an
 /// hour past their expiry, so a late replay still revokes what they issued;
 /// a family's refresh tokens go with the family (`ON DELETE CASCADE`).
-pub(super) const EXPIRY_DELETES: [(&str, i64); 6] = [
-    (
-        "DELETE FROM login_requests WHERE state_hash IN \
+pub(super) fn expiry_deletes(audit_retention: i64) -> [(&'static str, i64); 7] {
+    [
+        (
+            "DELETE FROM login_requests WHERE state_hash IN \
          (SELECT state_hash FROM login_requests WHERE expires_at <= $1 LIMIT $2)",
-        0,
-    ),
-    (
-        "DELETE FROM sessions WHERE id_hash IN \
+            0,
+        ),
+        (
+            "DELETE FROM sessions WHERE id_hash IN \
          (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
-        0,
-    ),
-    (
-        "DELETE FROM authorization_codes WHERE code_hash IN \
+            0,
+        ),
+        (
+            "DELETE FROM authorization_codes WHERE code_hash IN \
          (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2)",
-        3600,
-    ),
-    (
-        "DELETE FROM refresh_tokens WHERE token_hash IN \
+            3600,
+        ),
+        (
+            "DELETE FROM refresh_tokens WHERE token_hash IN \
          (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
-        0,
-    ),
-    (
-        "DELETE FROM refresh_families WHERE id IN \
+            0,
+        ),
+        (
+            "DELETE FROM refresh_families WHERE id IN \
          (SELECT id FROM refresh_families WHERE expires_at <= $1 LIMIT $2)",
-        0,
-    ),
-    (
-        "DELETE FROM revoked_jtis WHERE jti IN \
+            0,
+        ),
+        (
+            "DELETE FROM revoked_jtis WHERE jti IN \
          (SELECT jti FROM revoked_jtis WHERE expires_at <= $1 LIMIT $2)",
-        0,
-    ),
-];
+            0,
+        ),
+        (
+            "DELETE FROM audit_events WHERE id IN \
+         (SELECT id FROM audit_events WHERE at <= $1 ORDER BY id LIMIT $2)",
+            audit_retention,
+        ),
+    ]
+}
 
 /// `$start, $start+1, …`: `n` numbered parameters for an `IN` list.
 pub(super) fn in_list(start: usize, n: usize) -> String {

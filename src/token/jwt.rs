@@ -122,3 +122,35 @@ pub fn mint_id_token(
         .ok_or_else(|| anyhow::anyhow!("no active {alg} signing key"))?;
     sign(key, "JWT", claims)
 }
+
+/// Back-Channel Logout 1.0 §2.4: the claims of a logout token (no `nonce`).
+#[derive(Debug, Serialize)]
+pub struct LogoutClaims<'a> {
+    pub iss: &'a str,
+    pub aud: &'a str,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub sub: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<&'a str>,
+    pub events: serde_json::Value,
+}
+
+/// Back-Channel Logout 1.0 §2.4: `typ` of a logout token.
+pub const LOGOUT_TOKEN_TYP: &str = "logout+jwt";
+
+/// The `events` member of a logout token.
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Signs a logout token like the client's ID tokens (`alg`).
+pub fn mint_logout_token(
+    keys: &super::keys::KeySet,
+    alg: super::Alg,
+    claims: &LogoutClaims<'_>,
+) -> anyhow::Result<String> {
+    let key = keys
+        .signer(alg)
+        .ok_or_else(|| anyhow::anyhow!("no active {alg} signing key"))?;
+    sign(key, LOGOUT_TOKEN_TYP, claims)
+}

@@ -56,10 +56,8 @@ async fn both_discovery_documents_are_the_same_and_name_only_what_works(backend:
         json!(["client_secret_basic", "client_secret_post"])
     );
     assert_eq!(oidc["end_session_endpoint"], format!("{}/logout", app.base));
-    assert!(
-        oidc.get("backchannel_logout_supported").is_none(),
-        "not implemented yet, so not advertised"
-    );
+    assert_eq!(oidc["backchannel_logout_supported"], true);
+    assert_eq!(oidc["backchannel_logout_session_supported"], true);
 }
 both!(both_discovery_documents_are_the_same_and_name_only_what_works);
 

@@ -10,6 +10,8 @@
 mod common;
 
 mod admin;
+mod audit;
+mod backchannel;
 mod browser;
 mod cli;
 mod discovery;

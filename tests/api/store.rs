@@ -251,7 +251,11 @@ mod a_failed_batch_is_retried_item_by_item {
     }
 }
 
-/// Housekeeping deletes what has expired, in batches, and nothing else.
+/// The default audit retention: 90 days.
+const RETENTION: i64 = 90 * 24 * 3600;
+
+/// Housekeeping deletes what has expired (audit events once past their
+/// retention), in batches, and nothing else.
 async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
     let (app, _idp) = app_with_idp(backend, &[]).await;
     let (id, secret) = web_client(&app, serde_json::json!({"skip_consent": true})).await;
@@ -269,21 +273,34 @@ async fn housekeeping_deletes_only_what_has_expired(backend: Backend) {
         .await
         .unwrap();
 
+    // The server's audit events are written (reading them flushes).
+    let r = app
+        .admin_request(reqwest::Method::GET, "/admin/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let all = tessera::store::EventFilter::default();
+    let events = store.list_events(&all, 1000).await.unwrap().len();
+    assert!(events >= 3, "{events}");
+
     // Nothing has expired yet.
-    assert_eq!(store.delete_expired(now, 2).await.unwrap(), 0);
+    assert_eq!(store.delete_expired(now, 2, RETENTION).await.unwrap(), 0);
+    assert_eq!(store.list_events(&all, 1000).await.unwrap().len(), events);
     assert!(store.find_code(&unused).await.unwrap().is_some());
     assert_eq!(store.revoked_since(i64::MIN, now).await.unwrap().len(), 1);
 
     // A hundred days later every lifetime has passed (the refresh family's
     // 90 days included); two rows per batch makes it loop.
     let later = now + 100 * 24 * 3600;
-    let deleted = store.delete_expired(later, 2).await.unwrap();
-    assert!(deleted >= 6, "{deleted}");
+    let deleted = store.delete_expired(later, 2, RETENTION).await.unwrap();
+    assert!(deleted >= 6 + events as u64, "{deleted}");
+    assert!(store.list_events(&all, 1000).await.unwrap().is_empty());
     assert!(store.find_code(&unused).await.unwrap().is_none());
     assert!(store.revoked_since(i64::MIN, now).await.unwrap().is_empty());
     let refresh_hash = sha256_b64(tokens["refresh_token"].as_str().unwrap().as_bytes());
     assert!(store.find_refresh(&refresh_hash).await.unwrap().is_none());
-    assert_eq!(store.delete_expired(later, 2).await.unwrap(), 0);
+    assert_eq!(store.delete_expired(later, 2, RETENTION).await.unwrap(), 0);
     // Users and clients are not records that expire.
     let payload = tokens["access_token"]
         .as_str()

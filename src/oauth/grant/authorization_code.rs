@@ -12,7 +12,7 @@ use crate::oauth::token_endpoint::TokenResponse;
 use crate::secret::{random_token, sha256_b64};
 use crate::store::{ClientRecord, Family, FoundCode, Issued, Spend, SpendKind, Spent};
 
-use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token, redeem};
+use super::{Owner, UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token, redeem};
 
 pub async fn grant(
     app: &App,
@@ -44,6 +44,11 @@ pub async fn grant(
     };
     // Checked and signed outside the write transaction; the code is then
     // claimed, and what was issued written, in one transaction.
+    let owner = Owner {
+        client_id: &found.code.client_id,
+        sub: &found.code.sub,
+        presented_by: &client.client_id,
+    };
     let planned = if found.used {
         Err(invalid_grant(
             "the code was already used; what it issued is revoked",
@@ -56,11 +61,11 @@ pub async fn grant(
         Err(e) => {
             // A refused code is spent all the same (no second guess at
             // PKCE), and a used one revokes what its first use issued.
-            redeem(app, spend(code_hash, now, None)).await?;
+            redeem(app, spend(code_hash, now, None), &owner).await?;
             return Err(e);
         }
     };
-    match redeem(app, spend(code_hash, now, Some(issued))).await? {
+    match redeem(app, spend(code_hash, now, Some(issued)), &owner).await? {
         Spent::Claimed => Ok(response),
         Spent::Unknown | Spent::Revoked => Err(invalid_grant("the code is not valid")),
         Spent::Replayed => Err(invalid_grant(

@@ -52,6 +52,7 @@ pub fn grant(
         jwt::Audience::from_list(resource::audiences(&app.config, &params.all("resource"))?);
     // (7) Nothing more to check: the client authenticated and may use this grant.
     let ttl = app.config.access_token_ttl.as_secs();
+    let jti = crate::secret::random_token(16);
     let access_token = jwt::mint_access_token(
         &app.keys.current(),
         app.config.access_token_alg,
@@ -61,7 +62,7 @@ pub fn grant(
             aud: &audience,
             exp: now.saturating_add_unsigned(ttl),
             iat: now,
-            jti: crate::secret::random_token(16),
+            jti: jti.clone(),
             client_id: &client.client_id,
             scope: &scope,
             auth_time: None,
@@ -75,5 +76,7 @@ pub fn grant(
         scope,
         refresh_token: None,
         id_token: None,
+        sub: client.client_id.clone(),
+        jti,
     })
 }

@@ -8,9 +8,10 @@ pub mod refresh_token;
 use serde_json::{Map, Value, json};
 
 use crate::app::App;
+use crate::audit::{Event, EventType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::{random_token, sha256_b64};
-use crate::store::{ClientRecord, RefreshRecord, Spend, Spent, User};
+use crate::store::{ClientRecord, RefreshRecord, Spend, SpendKind, Spent, User};
 use crate::token::jwt;
 
 /// The user claims a scope set releases (OIDC Core §5.4), shared by the ID
@@ -52,6 +53,7 @@ pub struct UserTokens<'a> {
 }
 
 pub struct Minted {
+    pub sub: String,
     pub access_token: String,
     pub jti: String,
     pub exp: i64,
@@ -100,6 +102,7 @@ pub fn mint(app: &App, t: &UserTokens<'_>, now: i64) -> Result<Minted, OAuthErro
         None
     };
     Ok(Minted {
+        sub: t.user.sub.clone(),
         access_token,
         jti,
         exp,
@@ -143,7 +146,7 @@ impl Minted {
             crate::store::Issued {
                 family,
                 refresh: record,
-                access_jti: self.jti,
+                access_jti: self.jti.clone(),
                 access_exp: self.exp,
             },
             crate::oauth::token_endpoint::TokenResponse {
@@ -153,6 +156,8 @@ impl Minted {
                 scope,
                 refresh_token: raw,
                 id_token: self.id_token,
+                sub: self.sub,
+                jti: self.jti,
             },
         )
     }
@@ -181,16 +186,37 @@ pub fn narrow_audience(
     }
 }
 
+/// Whose code or refresh token is being spent, and who presented it.
+pub(super) struct Owner<'a> {
+    pub client_id: &'a str,
+    pub sub: &'a str,
+    pub presented_by: &'a str,
+}
+
 /// Spends a code or refresh token through the group commit. A replay has
 /// revoked access tokens in the database: this instance's revoked set
 /// learns them at once (other instances within their next poll).
-pub(super) async fn redeem(app: &App, spend: Spend) -> Result<Spent, OAuthError> {
+pub(super) async fn redeem(
+    app: &App,
+    spend: Spend,
+    owner: &Owner<'_>,
+) -> Result<Spent, OAuthError> {
     let kind = spend.kind;
+    let now = spend.now;
     let spent = app.spends.spend(spend).await?;
     if spent == Spent::Replayed {
-        tracing::warn!(
-            ?kind,
-            "a used code or refresh token came back: what it issued is revoked"
+        app.audit.record(
+            Event::new(EventType::TokenReplayed, now)
+                .client(owner.client_id)
+                .subject(owner.sub)
+                .with(
+                    "token_type",
+                    match kind {
+                        SpendKind::Code => "authorization_code",
+                        SpendKind::Refresh => "refresh_token",
+                    },
+                )
+                .with("presented_by", owner.presented_by),
         );
         if let Err(e) = app.revoked.poll(app.store.as_ref(), app.now()).await {
             tracing::warn!(error = format!("{e:#}"), "reading revoked tokens failed");

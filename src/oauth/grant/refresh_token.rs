@@ -10,7 +10,7 @@ use crate::oauth::{resource, scope};
 use crate::secret::sha256_b64;
 use crate::store::{ClientRecord, FoundRefresh, Issued, Spend, SpendKind, Spent};
 
-use super::{UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token, redeem};
+use super::{Owner, UserTokens, invalid_grant, mint, narrow_audience, new_refresh_token, redeem};
 
 pub async fn grant(
     app: &App,
@@ -39,9 +39,14 @@ pub async fn grant(
     let Some(found) = app.store.find_refresh(&token_hash).await? else {
         return Err(invalid_grant("the refresh token is not valid"));
     };
+    let owner = Owner {
+        client_id: &found.family.client_id,
+        sub: &found.family.sub,
+        presented_by: &client.client_id,
+    };
     if found.used {
         // A replay: spending it again revokes the family.
-        redeem(app, spend(token_hash, now, None)).await?;
+        redeem(app, spend(token_hash, now, None), &owner).await?;
         return Err(invalid_grant(
             "the refresh token was already used; its family is revoked",
         ));
@@ -59,7 +64,7 @@ pub async fn grant(
         &requested,
         now,
     )?;
-    match redeem(app, spend(token_hash, now, Some(issued))).await? {
+    match redeem(app, spend(token_hash, now, Some(issued)), &owner).await? {
         Spent::Claimed => Ok(response),
         Spent::Unknown | Spent::Revoked => Err(invalid_grant("the refresh token was revoked")),
         Spent::Replayed => Err(invalid_grant(
