@@ -189,6 +189,11 @@ pub async fn logout(
                 event.client_id = client_id.clone();
                 app.audit.record(event);
                 app.logouts_queued.notify_one();
+                // The session's refresh families were revoked with their
+                // access tokens: this instance knows at once.
+                if let Err(e) = app.revoked.poll(app.store.as_ref(), now).await {
+                    tracing::warn!(error = format!("{e:#}"), "reading revoked tokens failed");
+                }
             }
             true
         }

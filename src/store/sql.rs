@@ -1006,11 +1006,41 @@ macro_rules! revoke_family {
 }
 pub(super) use revoke_family;
 
-/// Queues a back-channel logout for every client, with a
-/// `backchannel_logout_uri`, that the live sessions matching `$cond` (on
-/// `sessions s`, with `$1` bound to `$key`) signed in to.
+/// What ending the live sessions matching `$cond` (on `sessions s`, with
+/// `$1` bound to `$key`) sets off, run just before they are marked ended:
+/// a back-channel logout is queued for every client with a
+/// `backchannel_logout_uri` they signed in to, and the refresh-token
+/// families they started are revoked with their access tokens — except
+/// those granted `offline_access`, which outlive the session (Back-Channel
+/// Logout 1.0 §2.7).
 macro_rules! queue_logouts {
     ($tx:ident, $cond:literal, $key:expr, $now:expr) => {
+        sqlx::query(concat!(
+            "UPDATE refresh_families SET revoked_at = $2, revoked_reason = 'logout' \
+             WHERE revoked_at IS NULL AND (' ' || scope || ' ') NOT LIKE '% offline_access %' \
+             AND sid IN (SELECT s.sid FROM sessions s WHERE ",
+            $cond,
+            " AND s.ended_at IS NULL AND s.expires_at > $2)"
+        ))
+        .bind($key)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+        sqlx::query(concat!(
+            "INSERT INTO revoked_jtis (jti, expires_at, revoked_at) \
+             SELECT rt.access_jti, rt.access_exp, $2 FROM refresh_tokens rt \
+             JOIN refresh_families f ON f.id = rt.family_id \
+             WHERE f.revoked_at = $2 AND f.revoked_reason = 'logout' \
+             AND rt.access_jti IS NOT NULL AND rt.access_exp > $2 \
+             AND f.sid IN (SELECT s.sid FROM sessions s WHERE ",
+            $cond,
+            " AND s.ended_at IS NULL AND s.expires_at > $2) \
+             ON CONFLICT (jti) DO NOTHING"
+        ))
+        .bind($key)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
         sqlx::query(concat!(
             "INSERT INTO logout_deliveries (sid, client_id, sub, created_at, next_attempt_at) \
              SELECT sc.sid, sc.client_id, s.sub, $2, $2 FROM sessions s \

@@ -245,3 +245,57 @@ async fn a_client_that_refuses_the_token_is_given_up_and_audited(backend: Backen
     .await;
 }
 both!(a_client_that_refuses_the_token_is_given_up_and_audited);
+
+fn refresh_form(token: &str) -> [(&'static str, &str); 2] {
+    [("grant_type", "refresh_token"), ("refresh_token", token)]
+}
+
+/// Redeems a code for `scope` in the browser's session; answers the tokens.
+async fn tokens_for(app: &TestApp, id: &str, secret: &str, scope: &str) -> Value {
+    let crate::login::Landing::Client(q) =
+        crate::login::authorize(app, id, &[("scope", scope)]).await
+    else {
+        panic!("a code expected")
+    };
+    redeem(app, id, secret, &q["code"])
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn logout_revokes_the_sessions_refresh_tokens_but_not_offline_ones(backend: Backend) {
+    let (app, _idp) = app_with_idp(backend, &[]).await;
+    let (id, secret) = web_client(
+        &app,
+        json!({"skip_consent": true, "scope": "openid profile email offline_access"}),
+    )
+    .await;
+    let online = tokens_for(&app, &id, &secret, "openid email").await;
+    let offline = tokens_for(&app, &id, &secret, "openid offline_access").await;
+    let mut id_token = json!({});
+    id_token["raw"] = online["id_token"].clone();
+    logout_with_hint(&app, &id_token).await;
+
+    let refresh = |t: &Value| t["refresh_token"].as_str().unwrap().to_owned();
+    let (online_refresh, offline_refresh) = (refresh(&online), refresh(&offline));
+    let r = app
+        .token_basic(&id, &secret, &refresh_form(&online_refresh))
+        .await;
+    let (status, code, _) = crate::common::error_of(r).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_grant"));
+    let r = app
+        .token_basic(&id, &secret, &refresh_form(&offline_refresh))
+        .await;
+    assert_eq!(r.status(), 200, "offline_access outlives the session");
+    // The access token that came with the online grant is revoked too.
+    let r = app
+        .http
+        .get(format!("{}/userinfo", app.base))
+        .bearer_auth(online["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+both!(logout_revokes_the_sessions_refresh_tokens_but_not_offline_ones);
