@@ -38,9 +38,25 @@ async fn sign_in(app: &TestApp, id: &str, secret: &str) -> Value {
     redeem(app, id, secret, &code).await.json().await.unwrap()
 }
 
+/// Grants that outlive the browser session.
+const OFFLINE: &str = "openid profile email offline_access";
+
+/// A client registered for `offline_access`.
+async fn offline_client(app: &TestApp, extra: Value) -> (String, String) {
+    let mut meta = json!({"scope": OFFLINE});
+    for (k, v) in extra.as_object().unwrap() {
+        meta[k] = v.clone();
+    }
+    web_client(app, meta).await
+}
+
 /// Signs in through the consent page (Allow), so a consent is recorded.
 async fn sign_in_with_consent(app: &TestApp, id: &str, secret: &str) -> Value {
-    let code = match authorize(app, id, &[]).await {
+    sign_in_with_consent_for(app, id, secret, "openid profile email").await
+}
+
+async fn sign_in_with_consent_for(app: &TestApp, id: &str, secret: &str, scope: &str) -> Value {
+    let code = match authorize(app, id, &[("scope", scope)]).await {
         Landing::Consent(ticket) => match crate::login::decide(app, &ticket, "allow").await {
             Landing::Client(q) => q["code"].clone(),
             other => panic!("{other:?}"),
@@ -95,10 +111,15 @@ async fn the_admin_api_finds_shows_and_disables_users(backend: Backend) {
         Landing::Client(q) => assert_eq!(q["error"], "access_denied"),
         other => panic!("{other:?}"),
     }
-    // Enabled again: the same refresh token works (it was refused, not spent).
+    // Enabled again: signing in works; that refresh token stays dead, as
+    // it went with the ended session (no offline_access).
     let user = admin_json(&app, Method::POST, &format!("/admin/users/{sub}/enable")).await;
     assert!(user["disabled_at"].is_null());
-    assert_eq!(refresh_status(&app, &id, &secret, refresh_token).await, 200);
+    assert_eq!(refresh_status(&app, &id, &secret, refresh_token).await, 400);
+    assert!(matches!(
+        authorize(&app, &id, &[]).await,
+        Landing::Client(q) if q.contains_key("code")
+    ));
     assert_eq!(
         admin(&app, Method::POST, "/admin/users/no-such-user/disable")
             .await
@@ -118,17 +139,27 @@ both!(the_admin_api_finds_shows_and_disables_users);
 
 async fn ending_sessions_and_withdrawing_consent(backend: Backend) {
     let (app, _idp) = app_with_idp(backend, &[]).await;
-    let (id, secret) = web_client(&app, json!({})).await;
-    let (other_id, other_secret) = web_client(&app, json!({"skip_consent": true})).await;
-    // Consent, then tokens for both clients.
-    let tokens = sign_in_with_consent(&app, &id, &secret).await;
-    let other = sign_in(&app, &other_id, &other_secret).await;
+    let (id, secret) = offline_client(&app, json!({})).await;
+    let (other_id, other_secret) = offline_client(&app, json!({"skip_consent": true})).await;
+    // Consent, then offline tokens for both clients, and tokens that live
+    // only as long as the session.
+    let tokens = sign_in_with_consent_for(&app, &id, &secret, OFFLINE).await;
+    let other = match authorize(&app, &other_id, &[("scope", OFFLINE)]).await {
+        Landing::Client(q) => redeem(&app, &other_id, &other_secret, &q["code"])
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let online = sign_in(&app, &other_id, &other_secret).await;
     let sub = admin_json(&app, Method::GET, "/admin/users").await["users"][0]["sub"]
         .as_str()
         .unwrap()
         .to_owned();
 
-    // Ending sessions: prompt=none now needs a login; tokens live on.
+    // Ending sessions: prompt=none now needs a login; offline tokens live
+    // on, the session's others are revoked.
     let r = admin(
         &app,
         Method::DELETE,
@@ -142,6 +173,11 @@ async fn ending_sessions_and_withdrawing_consent(backend: Backend) {
     }
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
     assert_eq!(refresh_status(&app, &id, &secret, refresh_token).await, 200);
+    let online_refresh = online["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        refresh_status(&app, &other_id, &other_secret, online_refresh).await,
+        400
+    );
 
     // Withdrawing the consent to `id`: its refresh tokens die and the next
     // sign-in asks again; the other client is untouched.
@@ -197,8 +233,8 @@ both!(ending_sessions_and_withdrawing_consent);
 
 async fn the_cli_manages_users_on_the_database(backend: Backend) {
     let (app, _idp) = app_with_idp(backend, &[]).await;
-    let (id, secret) = web_client(&app, json!({})).await;
-    let tokens = sign_in_with_consent(&app, &id, &secret).await;
+    let (id, secret) = offline_client(&app, json!({})).await;
+    let tokens = sign_in_with_consent_for(&app, &id, &secret, OFFLINE).await;
     let out = app.cli(&["user", "list", "--json"]);
     assert!(
         out.status.success(),
