@@ -831,21 +831,27 @@ macro_rules! shared_store_impl {
                 if events.is_empty() {
                     return Ok(());
                 }
-                let sql = format!(
-                    "INSERT INTO audit_events (at, type, client_id, sub, data) VALUES {}",
-                    $crate::store::sql::values_list(1, events.len(), 5)
-                );
-                let mut q = sqlx::query(&sql);
-                for e in events {
-                    q = q
-                        .bind(e.at)
-                        .bind(e.kind.as_str())
-                        .bind(e.client_id.as_deref())
-                        .bind(e.sub.as_deref())
-                        .bind(e.data_json());
-                }
+                // Chunks of at most 16 rows: few distinct statements (they
+                // stay in the connection's statement cache), and few
+                // parameters each (SQLite finds a `$n` by a linear search,
+                // so binding costs the square of the count).
                 let mut tx = self.begin_write().await?;
-                q.execute(&mut *tx).await?;
+                for chunk in events.chunks(16) {
+                    let sql = format!(
+                        "INSERT INTO audit_events (at, type, client_id, sub, data) VALUES {}",
+                        $crate::store::sql::values_list(1, chunk.len(), 5)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for e in chunk {
+                        q = q
+                            .bind(e.at)
+                            .bind(e.kind.as_str())
+                            .bind(e.client_id.as_deref())
+                            .bind(e.sub.as_deref())
+                            .bind(e.data_json());
+                    }
+                    q.execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
