@@ -53,10 +53,16 @@ async fn main() {
                     form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
                 );
                 let params = Params::parse(body.as_bytes()).unwrap();
-                let response =
-                    tessera::oauth::token_endpoint::exchange(&app, &params, Some(basic.as_bytes()))
-                        .await
-                        .expect("code redemption");
+                let response = tessera::oauth::token_endpoint::exchange(
+                    &app,
+                    &params,
+                    &tessera::oauth::token_endpoint::Caller {
+                        authorization: Some(basic.as_bytes()),
+                        ip: None,
+                    },
+                )
+                .await
+                .expect("code redemption");
                 tokens.push(
                     response
                         .refresh_token

@@ -46,6 +46,11 @@ pub struct App {
     pub keys: Keys,
     pub clients: ClientCache,
     pub verifier: SecretVerifier,
+    /// `TESSERA_RATE_LIMIT_PER_IP` (burst twice that) on the public listener.
+    pub per_ip: crate::ratelimit::Limiter<std::net::IpAddr>,
+    /// Failed admin authentications per source address
+    /// (`TESSERA_RATE_LIMIT_FAILED_AUTH` a minute).
+    pub admin_failures: crate::ratelimit::Limiter<std::net::IpAddr>,
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
     /// The upstream OpenID provider; `None` when no upstream client is configured.
@@ -119,6 +124,11 @@ impl App {
             keys: Keys::new(dir, set),
             clients: ClientCache::default(),
             verifier,
+            per_ip: crate::ratelimit::Limiter::new(
+                f64::from(config.rate_limit_per_ip),
+                2.0 * f64::from(config.rate_limit_per_ip),
+            ),
+            admin_failures: crate::ratelimit::Limiter::per_minute(config.rate_limit_failed_auth),
             metrics: Metrics::default(),
             clock,
             signing_algs,

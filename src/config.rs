@@ -520,7 +520,8 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
     builder.create(path)
 }
 
-fn ip_net(v: &str) -> Result<IpNet, ConfigError> {
+/// An address or CIDR block (`10.0.0.0/8`, `::1`).
+pub fn ip_net(v: &str) -> Result<IpNet, ConfigError> {
     let bad = || {
         ConfigError::new(
             "TESSERA_TRUSTED_PROXIES",

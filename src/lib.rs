@@ -19,6 +19,8 @@ pub mod http;
 pub mod metrics;
 /// The protocol, framework-free: parameters, clients, scopes, grants.
 pub mod oauth;
+/// Rate limits and the source address behind trusted proxies.
+pub mod ratelimit;
 /// Secret types, random tokens, stored digests.
 pub mod secret;
 /// Binding listeners, background tasks, graceful shutdown.

@@ -42,6 +42,7 @@ pub struct Metrics {
     latency: HistogramFamily,
     tokens: Family<TokenLabels, Counter>,
     client_auth_failures: Counter,
+    rate_limited: Counter,
     pool: Family<PoolLabels, Gauge>,
     endpoints: std::sync::RwLock<std::collections::HashMap<String, &'static str>>,
 }
@@ -58,6 +59,7 @@ impl Default for Metrics {
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let tokens = Family::<TokenLabels, Counter>::default();
         let client_auth_failures = Counter::default();
+        let rate_limited = Counter::default();
         let pool = Family::<PoolLabels, Gauge>::default();
         registry.register(
             "http_requests",
@@ -80,6 +82,11 @@ impl Default for Metrics {
             client_auth_failures.clone(),
         );
         registry.register(
+            "rate_limited",
+            "Requests refused with 429 by a rate limit",
+            rate_limited.clone(),
+        );
+        registry.register(
             "db_pool_connections",
             "Database pool connections by state",
             pool.clone(),
@@ -90,6 +97,7 @@ impl Default for Metrics {
             latency,
             tokens,
             client_auth_failures,
+            rate_limited,
             pool,
             endpoints: Default::default(),
         }
@@ -149,6 +157,10 @@ impl Metrics {
 
     pub fn client_auth_failure(&self) {
         self.client_auth_failures.inc();
+    }
+
+    pub fn rate_limited(&self) {
+        self.rate_limited.inc();
     }
 
     /// The text exposition format, with the pool gauges read now.

@@ -13,10 +13,6 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
-
 use crate::app::AppState;
 use crate::audit::{Actor, By, Event, EventType};
 use crate::oauth::client::{MetadataError, MetadataRequest};
@@ -98,12 +94,29 @@ async fn require_admin(State(app): State<AppState>, request: Request, next: Next
         _ => false,
     };
     if !allowed {
+        let ip = super::middleware::client_ip(&app, &request);
+        // Failed attempts per address are limited (the right token always
+        // gets in): past the limit, 429 and no event for each attempt.
+        if let Some(ip) = ip {
+            if let Err(wait) = app.admin_failures.take(&ip, std::time::Instant::now()) {
+                app.metrics.rate_limited();
+                let mut response = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "temporarily_unavailable",
+                    "too many failed authentications from this address; retry later",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+                return response;
+            }
+        }
         let mut event = Event::new(EventType::AdminAuthFailed, app.now())
             .with("method", request.method().as_str())
             .with("path", request.uri().path())
             .with("token_presented", presented.is_some());
-        if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            event = event.with("ip", peer.ip().to_string());
+        if let Some(ip) = ip {
+            event = event.with("ip", ip.to_string());
         }
         app.audit.record(event);
         let mut response = error(

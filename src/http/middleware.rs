@@ -4,9 +4,12 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 
 use crate::app::AppState;
@@ -38,4 +41,52 @@ pub async fn observe(State(app): State<AppState>, request: Request, next: Next) 
         HeaderValue::from_static("nosniff"),
     );
     response
+}
+
+/// The source address of a request (`ratelimit::client_ip`), for the
+/// handlers that count or record it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
+/// The source address of `request`, behind `TESSERA_TRUSTED_PROXIES`.
+pub fn client_ip(app: &crate::app::App, request: &Request) -> Option<IpAddr> {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>()?.0;
+    let forwarded = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(crate::ratelimit::client_ip(
+        peer,
+        forwarded,
+        &app.config.trusted_proxies,
+    ))
+}
+
+/// `TESSERA_RATE_LIMIT_PER_IP` on the public listener (health checks
+/// excepted): over it, 429 with `Retry-After`. Also hands the source
+/// address to the handlers.
+pub async fn limit_per_ip(
+    State(app): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(ip) = client_ip(&app, &request) else {
+        return next.run(request).await;
+    };
+    request.extensions_mut().insert(ClientIp(ip));
+    let path = request.uri().path();
+    if path != "/healthz" && path != "/readyz" {
+        if let Err(wait) = app.per_ip.take(&ip, std::time::Instant::now()) {
+            app.metrics.rate_limited();
+            return crate::error::OAuthError {
+                retry_after: Some(wait),
+                ..crate::error::OAuthError::new(
+                    crate::error::ErrorCode::TemporarilyUnavailable,
+                    "too many requests from this address; retry later",
+                )
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
 }

@@ -4,17 +4,18 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
 use super::cors;
+use super::middleware::ClientIp;
 use crate::app::{App, AppState};
 use crate::error::{OAuthError, no_store};
 use crate::oauth::form::{self, Params};
-use crate::oauth::token_endpoint::{self, SUPPORTED_GRANTS};
+use crate::oauth::token_endpoint::{self, Caller, SUPPORTED_GRANTS};
 
 /// RFC 6749 §3.1: bodies past this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -62,6 +63,10 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            super::middleware::limit_per_ip,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             super::middleware::observe,
         ))
         .with_state(app)
@@ -78,10 +83,13 @@ fn form_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
     Params::parse(body)
 }
 
-fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
-    headers
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes)
+fn caller(headers: &HeaderMap, ip: Option<Extension<ClientIp>>) -> Caller<'_> {
+    Caller {
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+        ip: ip.map(|Extension(ClientIp(ip))| ip),
+    }
 }
 
 /// JSON with `Cache-Control: no-store` (RFC 6749 §5.1, RFC 7662 §2.2).
@@ -92,13 +100,18 @@ fn json_no_store(value: impl serde::Serialize) -> Response {
 }
 
 /// RFC 6749 §3.2, §5: the token endpoint.
-async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(
+    State(app): State<AppState>,
+    ip: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     // (1) The form, then the checks of `token_endpoint::exchange`.
     let params = match form_body(&headers, &body) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match token_endpoint::exchange(&app, &params, authorization(&headers)).await {
+    match token_endpoint::exchange(&app, &params, &caller(&headers, ip)).await {
         Ok(response) => json_no_store(response),
         Err(e) => e.into_response(),
     }
@@ -106,12 +119,17 @@ async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> 
 
 /// RFC 7009: revocation. 200 with an empty body whether or not the token
 /// was known (§2.2).
-async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn revoke(
+    State(app): State<AppState>,
+    ip: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = match form_body(&headers, &body) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match crate::oauth::revocation::revoke(&app, &params, authorization(&headers)).await {
+    match crate::oauth::revocation::revoke(&app, &params, &caller(&headers, ip)).await {
         Ok(()) => {
             let mut response = StatusCode::OK.into_response();
             no_store(response.headers_mut());
@@ -122,12 +140,17 @@ async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
 }
 
 /// RFC 7662: introspection, for confidential clients.
-async fn introspect(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn introspect(
+    State(app): State<AppState>,
+    ip: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = match form_body(&headers, &body) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match crate::oauth::introspection::introspect(&app, &params, authorization(&headers)).await {
+    match crate::oauth::introspection::introspect(&app, &params, &caller(&headers, ip)).await {
         Ok(response) => json_no_store(response),
         Err(e) => e.into_response(),
     }

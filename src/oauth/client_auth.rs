@@ -10,6 +10,7 @@
 //! rather than more memory (see docs/client-authentication.md).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use tokio::sync::Semaphore;
 
 use crate::error::OAuthError;
 use crate::oauth::client::AuthMethod;
+use crate::ratelimit::Limiter;
 use crate::secret::Secret;
 use crate::store::ClientRecord;
 
@@ -138,6 +140,7 @@ pub async fn authenticate(
     verifier: &SecretVerifier,
     client: Option<&ClientRecord>,
     presented: &Credentials,
+    ip: Option<IpAddr>,
 ) -> Result<(), OAuthError> {
     let basic = presented.is_basic();
     let fail = || OAuthError::invalid_client("client authentication failed", basic);
@@ -146,6 +149,12 @@ pub async fn authenticate(
         Credentials::Public { .. } => None,
     };
     let Some(client) = client else {
+        // An unknown client id: counted against the source address.
+        if let Some(ip) = ip {
+            let limiter = &verifier.failures.by_address;
+            limiter.check(&ip, Instant::now()).map_err(throttled)?;
+            let _ = limiter.take(&ip, Instant::now());
+        }
         if let Some(secret) = secret {
             verifier.burn(secret).await?;
         }
@@ -212,69 +221,21 @@ pub struct SecretVerifier {
     failures: FailureLimiter,
 }
 
-/// `TESSERA_RATE_LIMIT_FAILED_AUTH`: a token bucket of failed
-/// authentications per client id, `per_minute` deep, refilling at
-/// `per_minute` a minute. Bounded in size: full buckets are dropped first.
+/// `TESSERA_RATE_LIMIT_FAILED_AUTH`: failed authentications per minute,
+/// counted per client id, and per source address for client ids that are
+/// not registered (so that made-up ids cannot fill the limiter's memory).
 struct FailureLimiter {
-    per_minute: u32,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    by_client: Limiter<String>,
+    by_address: Limiter<IpAddr>,
 }
 
-const LIMITER_CAPACITY: usize = 100_000;
-
-impl FailureLimiter {
-    fn level(&self, tokens: f64, since: Instant, now: Instant) -> f64 {
-        let rate = f64::from(self.per_minute) / 60.0;
-        (tokens + now.saturating_duration_since(since).as_secs_f64() * rate)
-            .min(f64::from(self.per_minute))
-    }
-
-    fn check(&self, client_id: &str, now: Instant) -> Result<(), OAuthError> {
-        if self.per_minute == 0 {
-            return Ok(());
-        }
-        let Ok(buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
-        let Some((tokens, since)) = buckets.get(client_id) else {
-            return Ok(());
-        };
-        let level = self.level(*tokens, *since, now);
-        if level >= 1.0 {
-            return Ok(());
-        }
-        let wait = ((1.0 - level) * 60.0 / f64::from(self.per_minute))
-            .ceil()
-            .max(1.0);
-        Err(OAuthError {
-            retry_after: Some(wait as u64),
-            ..OAuthError::new(
-                crate::error::ErrorCode::TemporarilyUnavailable,
-                "too many failed authentications for this client; retry later",
-            )
-        })
-    }
-
-    fn record(&self, client_id: &str, now: Instant) {
-        if self.per_minute == 0 {
-            return;
-        }
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return;
-        };
-        if buckets.len() >= LIMITER_CAPACITY && !buckets.contains_key(client_id) {
-            let full = f64::from(self.per_minute);
-            buckets.retain(|_, (t, since)| self.level(*t, *since, now) < full);
-            if buckets.len() >= LIMITER_CAPACITY {
-                buckets.clear();
-            }
-        }
-        let (tokens, since) = buckets
-            .get(client_id)
-            .copied()
-            .unwrap_or((f64::from(self.per_minute), now));
-        let level = self.level(tokens, since, now);
-        buckets.insert(client_id.to_owned(), ((level - 1.0).max(0.0), now));
+fn throttled(wait: u64) -> OAuthError {
+    OAuthError {
+        retry_after: Some(wait),
+        ..OAuthError::new(
+            crate::error::ErrorCode::TemporarilyUnavailable,
+            "too many failed authentications; retry later",
+        )
     }
 }
 
@@ -293,8 +254,8 @@ impl SecretVerifier {
             queue: Arc::new(Semaphore::new(cores * 16)),
             dummy_hash: hash_secret_blocking(&dummy)?,
             failures: FailureLimiter {
-                per_minute: failures_per_minute,
-                buckets: Mutex::new(HashMap::new()),
+                by_client: Limiter::per_minute(failures_per_minute),
+                by_address: Limiter::per_minute(failures_per_minute),
             },
         })
     }
@@ -349,14 +310,18 @@ impl SecretVerifier {
         if self.cached(&key) {
             return Ok(true);
         }
-        self.failures.check(client_id, Instant::now())?;
+        let owned = client_id.to_owned();
+        self.failures
+            .by_client
+            .check(&owned, Instant::now())
+            .map_err(throttled)?;
         let ok = self
             .run_argon(hash.to_owned(), secret.expose_secret().to_owned())
             .await?;
         if ok {
             self.remember(key);
         } else {
-            self.failures.record(client_id, Instant::now());
+            let _ = self.failures.by_client.take(&owned, Instant::now());
         }
         Ok(ok)
     }

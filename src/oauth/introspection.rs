@@ -17,7 +17,7 @@ use crate::error::OAuthError;
 use crate::oauth::client::AuthMethod;
 use crate::oauth::form::Params;
 use crate::oauth::revocation::refresh_first;
-use crate::oauth::token_endpoint::authenticate_client;
+use crate::oauth::token_endpoint::{Caller, authenticate_client};
 use crate::oauth::userinfo::check_access_token;
 use crate::secret::sha256_b64;
 
@@ -48,13 +48,13 @@ pub struct Introspection {
 pub async fn introspect(
     app: &App,
     params: &Params,
-    authorization: Option<&[u8]>,
+    caller: &Caller<'_>,
 ) -> Result<Introspection, OAuthError> {
-    let client = authenticate_client(app, params, authorization).await?;
+    let client = authenticate_client(app, params, caller).await?;
     if client.metadata.token_endpoint_auth_method == AuthMethod::None {
         return Err(OAuthError::invalid_client(
             "public clients cannot introspect tokens",
-            authorization.is_some(),
+            caller.authorization.is_some(),
         ));
     }
     let token = params

@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::audit::{Event, EventType};
 use crate::error::OAuthError;
 use crate::oauth::form::Params;
-use crate::oauth::token_endpoint::authenticate_client;
+use crate::oauth::token_endpoint::{Caller, authenticate_client};
 use crate::oauth::userinfo::verify_access_token;
 use crate::secret::sha256_b64;
 use crate::store::ClientRecord;
@@ -21,12 +21,8 @@ pub fn refresh_first(params: &Params) -> bool {
     params.get("token_type_hint") == Some("refresh_token")
 }
 
-pub async fn revoke(
-    app: &App,
-    params: &Params,
-    authorization: Option<&[u8]>,
-) -> Result<(), OAuthError> {
-    let client = authenticate_client(app, params, authorization).await?;
+pub async fn revoke(app: &App, params: &Params, caller: &Caller<'_>) -> Result<(), OAuthError> {
+    let client = authenticate_client(app, params, caller).await?;
     let token = params
         .get("token")
         .filter(|t| !t.is_empty())

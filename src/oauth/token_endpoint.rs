@@ -35,6 +35,15 @@ pub struct TokenResponse {
     pub jti: String,
 }
 
+/// Who is calling an endpoint that clients call directly: the
+/// `Authorization` header, and the source address (behind trusted proxies,
+/// the forwarded one) when known.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caller<'a> {
+    pub authorization: Option<&'a [u8]>,
+    pub ip: Option<std::net::IpAddr>,
+}
+
 /// The grants this server answers today (advertised in discovery).
 pub const SUPPORTED_GRANTS: &[GrantType] = &[
     GrantType::AuthorizationCode,
@@ -49,10 +58,10 @@ pub const SUPPORTED_GRANTS: &[GrantType] = &[
 pub async fn authenticate_client(
     app: &App,
     params: &Params,
-    authorization: Option<&[u8]>,
+    caller: &Caller<'_>,
 ) -> Result<Arc<ClientRecord>, OAuthError> {
     let credentials = client_auth::credentials(
-        authorization,
+        caller.authorization,
         params.get("client_id"),
         params.get("client_secret"),
     )?;
@@ -60,7 +69,8 @@ pub async fn authenticate_client(
         .clients
         .get(app.store.as_ref(), credentials.client_id())
         .await?;
-    if let Err(e) = client_auth::authenticate(&app.verifier, client.as_deref(), &credentials).await
+    if let Err(e) =
+        client_auth::authenticate(&app.verifier, client.as_deref(), &credentials, caller.ip).await
     {
         if e.code == ErrorCode::InvalidClient {
             app.metrics.client_auth_failure();
@@ -69,6 +79,9 @@ pub async fn authenticate_client(
             match &client {
                 Some(c) => event.client_id = Some(c.client_id.clone()),
                 None => event = event.with("unknown_client", true),
+            }
+            if let Some(ip) = caller.ip {
+                event = event.with("ip", ip.to_string());
             }
             app.audit.record(event);
         }
@@ -82,12 +95,12 @@ pub async fn authenticate_client(
 pub async fn exchange(
     app: &App,
     params: &Params,
-    authorization: Option<&[u8]>,
+    caller: &Caller<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let now = app.now();
 
     // (2) Client authentication (RFC 6749 §2.3, §3.2.1).
-    let client = authenticate_client(app, params, authorization).await?;
+    let client = authenticate_client(app, params, caller).await?;
 
     // (3) The grant type (RFC 6749 §5.2 unsupported_grant_type).
     let Some(grant_type) = params.get("grant_type") else {

@@ -16,6 +16,7 @@ mod browser;
 mod cli;
 mod discovery;
 mod keys;
+mod limits;
 mod login;
 mod login_errors;
 mod logout;
