@@ -112,6 +112,12 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     pub database_url: DatabaseUrl,
     pub database_max_connections: u32,
+    /// How long a request waits for a database connection (and PostgreSQL
+    /// for its TCP connect) before it answers 503.
+    pub database_connect_timeout: Duration,
+    /// PostgreSQL's `statement_timeout`; SQLite's busy timeout (how long a
+    /// write waits for the file lock).
+    pub database_statement_timeout: Duration,
     pub keys_dir: PathBuf,
     pub access_token_alg: Alg,
     pub access_token_ttl: Duration,
@@ -148,6 +154,8 @@ const NAMES: &[&str] = &[
     "ADMIN_TOKEN",
     "DATABASE_URL",
     "DATABASE_MAX_CONNECTIONS",
+    "DATABASE_CONNECT_TIMEOUT",
+    "DATABASE_STATEMENT_TIMEOUT",
     "KEYS_DIR",
     "ACCESS_TOKEN_ALG",
     "ACCESS_TOKEN_TTL",
@@ -296,6 +304,8 @@ impl Config {
             rate_limit_per_ip: u32_number(s, "RATE_LIMIT_PER_IP", 0)?,
             rate_limit_failed_auth: u32_number(s, "RATE_LIMIT_FAILED_AUTH", 20)?,
             audit_retention: seconds(s, "AUDIT_RETENTION", 7_776_000)?,
+            database_connect_timeout: seconds(s, "DATABASE_CONNECT_TIMEOUT", 5)?,
+            database_statement_timeout: seconds(s, "DATABASE_STATEMENT_TIMEOUT", 10)?,
             key_poll_interval: Duration::from_secs(5),
             issuer,
         })

@@ -368,6 +368,8 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) => db.code().is_some_and(|c| {
                 c == "5"
                     || c == "6"
+                    // statement_timeout
+                    || c == "57014"
                     || c.starts_with("08")
                     || c.starts_with("53")
                     || c.starts_with("57P")
@@ -536,14 +538,30 @@ pub trait Store: Send + Sync + 'static {
     async fn change_keys(&self, plan: &KeyPlanner<'_>) -> StoreResult<Vec<KeyChange>>;
 }
 
+/// The pool's size and time limits.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub connect_timeout: std::time::Duration,
+    pub statement_timeout: std::time::Duration,
+}
+
+fn pool_settings(config: &Config) -> PoolSettings {
+    PoolSettings {
+        max_connections: config.database_max_connections,
+        connect_timeout: config.database_connect_timeout,
+        statement_timeout: config.database_statement_timeout,
+    }
+}
+
 /// Opens the store the configuration names.
 pub async fn connect(config: &Config) -> StoreResult<Arc<dyn Store>> {
     Ok(match &config.database_url {
         DatabaseUrl::Sqlite(path) => {
-            Arc::new(SqliteStore::open(path, config.database_max_connections).await?)
+            Arc::new(SqliteStore::open(path, &pool_settings(config)).await?)
         }
         DatabaseUrl::Postgres(url) => {
-            Arc::new(PostgresStore::open(url, config.database_max_connections).await?)
+            Arc::new(PostgresStore::open(url, &pool_settings(config)).await?)
         }
     })
 }

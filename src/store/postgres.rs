@@ -2,8 +2,6 @@
 //! database. Cross-instance decisions (key generation and rotation) take a
 //! transaction-scoped advisory lock.
 
-use std::time::Duration;
-
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -18,11 +16,14 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let options: PgConnectOptions = url.parse()?;
+    pub async fn open(url: &str, settings: &super::PoolSettings) -> StoreResult<Self> {
+        let statement_timeout = format!("{}s", settings.statement_timeout.as_secs());
+        let options: PgConnectOptions = url
+            .parse::<PgConnectOptions>()?
+            .options([("statement_timeout", statement_timeout.as_str())]);
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.connect_timeout)
             .connect_with(options)
             .await?;
         Ok(Self { pool })

@@ -50,7 +50,7 @@ impl std::ops::DerefMut for WriteTx {
 }
 
 impl SqliteStore {
-    pub async fn open(path: &Path, max_connections: u32) -> StoreResult<Self> {
+    pub async fn open(path: &Path, settings: &super::PoolSettings) -> StoreResult<Self> {
         // `journal_mode` is not set on every connection: WAL is persistent,
         // and the pragma needs an exclusive lock that the busy timeout does
         // not wait for, so a CLI opening the database next to a busy server
@@ -60,18 +60,18 @@ impl SqliteStore {
             .create_if_missing(true)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(settings.statement_timeout)
             // Reads through a memory map: in WAL mode a connection drops its
             // page cache whenever another one has written, and re-reading
             // the pages with pread() was a tenth of SQLite's time under load.
             .pragma("mmap_size", "268435456");
         let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(settings.max_connections)
             // A connection to a local file does not go stale; the default
             // ping on every acquire cost a round trip to the connection's
             // worker thread per query.
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(settings.connect_timeout)
             .connect_with(options)
             .await?;
         ensure_wal(&pool).await?;

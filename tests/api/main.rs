@@ -15,6 +15,7 @@ mod backchannel;
 mod browser;
 mod cli;
 mod discovery;
+mod faults;
 mod keys;
 mod limits;
 mod login;
