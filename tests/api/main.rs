@@ -14,6 +14,7 @@ mod audit;
 mod backchannel;
 mod browser;
 mod cli;
+mod crash;
 mod discovery;
 mod faults;
 mod keys;

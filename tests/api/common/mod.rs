@@ -193,6 +193,24 @@ pub async fn start(env: Arc<TestEnv>, extra: HashMap<String, String>) -> TestApp
 }
 
 impl TestApp {
+    /// A server this test does not run in-process (a child process): the
+    /// same helpers drive it.
+    pub fn external(base: String, admin: String, env: Arc<TestEnv>) -> TestApp {
+        TestApp {
+            base,
+            admin,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            env,
+            extra: HashMap::new(),
+            shutdown: None,
+            handle: None,
+        }
+    }
+
     /// Stops this server (graceful) and starts another on the same database and keys.
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
