@@ -616,3 +616,81 @@ async fn failed_authentications_are_throttled_without_locking_out_the_real_clien
     assert_eq!(app.token_basic(&id, &secret, &form).await.status(), 200);
 }
 both!(failed_authentications_are_throttled_without_locking_out_the_real_client);
+
+async fn rotating_a_secret_under_load_never_shows_a_half_rotated_client(backend: Backend) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let app = Arc::new(spawn_app(backend).await);
+    let (id, old) = app.machine_client("api:read").await;
+    let new = Arc::new(std::sync::Mutex::new(None::<(String, Instant)>));
+    let stop = Arc::new(AtomicBool::new(false));
+    // 16 clients: half with the old secret, half with the new one once it exists.
+    let mut load = Vec::new();
+    for n in 0..16 {
+        let (app, id, old, new, stop) = (
+            app.clone(),
+            id.clone(),
+            old.clone(),
+            new.clone(),
+            stop.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let rotated = new.lock().unwrap().clone();
+                let (secret, uses_new) = match (&rotated, n % 2) {
+                    (Some((s, _)), 1) => (s.clone(), true),
+                    _ => (old.clone(), false),
+                };
+                let sent = Instant::now();
+                let r = app
+                    .token_basic(&id, &secret, &[("grant_type", "client_credentials")])
+                    .await;
+                seen.push((
+                    uses_new,
+                    rotated.map(|(_, at)| at),
+                    sent,
+                    r.status().as_u16(),
+                ));
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rotated: Value = app
+        .admin_request(
+            reqwest::Method::POST,
+            &format!("/admin/clients/{id}/secret"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    *new.lock().unwrap() = Some((
+        rotated["client_secret"].as_str().unwrap().to_owned(),
+        Instant::now(),
+    ));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    stop.store(true, Ordering::SeqCst);
+    let rotated_at = new.lock().unwrap().as_ref().unwrap().1;
+    let mut old_late = 0;
+    for task in load {
+        for (uses_new, _, sent, status) in task.await.unwrap() {
+            assert!(status == 200 || status == 401, "status {status}");
+            let settled = sent > rotated_at + Duration::from_millis(1100);
+            if settled {
+                // A second after the rotation every instance knows it.
+                let expected = if uses_new { 200 } else { 401 };
+                assert_eq!(status, expected, "new secret: {uses_new}");
+            }
+            if !uses_new && sent > rotated_at && status == 401 {
+                old_late += 1;
+            }
+        }
+    }
+    assert!(old_late > 0, "the old secret stopped working");
+}
+both!(rotating_a_secret_under_load_never_shows_a_half_rotated_client);
