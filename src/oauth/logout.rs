@@ -55,17 +55,26 @@ fn csrf_for(session: Option<&str>) -> String {
 
 /// An ID token Tessera issued (signature, issuer; expiry not required).
 fn verify_hint(app: &App, token: &str) -> Option<(Vec<String>, String)> {
+    verify_hint_with(&app.keys.current(), &app.config.issuer, token)
+}
+
+/// `verify_hint` against a key set and issuer: the hint's audiences and
+/// subject.
+pub fn verify_hint_with(
+    keys: &crate::token::keys::KeySet,
+    issuer: &str,
+    token: &str,
+) -> Option<(Vec<String>, String)> {
     let header = jsonwebtoken::decode_header(token).ok()?;
     if header.typ.as_deref() == Some(crate::token::jwt::ACCESS_TOKEN_TYP) {
         return None;
     }
-    let keys = app.keys.current();
     let (alg, key) = keys.verifier(header.kid.as_deref()?)?;
     if alg.jsonwebtoken() != header.alg {
         return None;
     }
     let mut validation = jsonwebtoken::Validation::new(alg.jsonwebtoken());
-    validation.set_issuer(&[&app.config.issuer]);
+    validation.set_issuer(&[issuer]);
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["iss", "sub", "aud"]);

@@ -61,12 +61,21 @@ pub fn check_access_token(app: &App, token: &str, now: i64) -> Result<AccessToke
 /// Signature against a published (non-retired) key, `typ: at+jwt`, `iss`,
 /// expiry; not the revocation.
 pub fn verify_access_token(app: &App, token: &str, now: i64) -> Result<AccessToken, &'static str> {
+    verify_access_token_with(&app.keys.current(), &app.config.issuer, token, now)
+}
+
+/// `verify_access_token` against a key set and issuer.
+pub fn verify_access_token_with(
+    keys: &crate::token::keys::KeySet,
+    issuer: &str,
+    token: &str,
+    now: i64,
+) -> Result<AccessToken, &'static str> {
     let bad = |why: &'static str| why;
     let header = jsonwebtoken::decode_header(token).map_err(|_| bad("malformed token"))?;
     if header.typ.as_deref() != Some(crate::token::jwt::ACCESS_TOKEN_TYP) {
         return Err(bad("not an access token"));
     }
-    let keys = app.keys.current();
     let (alg, key) = header
         .kid
         .as_deref()
@@ -76,7 +85,7 @@ pub fn verify_access_token(app: &App, token: &str, now: i64) -> Result<AccessTok
         return Err(bad("algorithm does not match the key"));
     }
     let mut validation = jsonwebtoken::Validation::new(alg.jsonwebtoken());
-    validation.set_issuer(&[&app.config.issuer]);
+    validation.set_issuer(&[issuer]);
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "iss", "sub"]);
     validation.leeway = 0;

@@ -302,6 +302,25 @@ impl KeySet {
         })
     }
 
+    /// A set of keys held only in memory, every one active (fuzzing and
+    /// tests).
+    pub fn in_memory(keys: Vec<SigningKey>) -> anyhow::Result<Self> {
+        let mut active = HashMap::new();
+        let mut verifying = HashMap::new();
+        let mut jwks = Vec::new();
+        for key in keys {
+            jwks.push(key.public_jwk()?);
+            verifying.insert(key.kid.clone(), (key.alg, key.decoding_key()?));
+            active.insert(key.alg, Arc::new(key));
+        }
+        Ok(Self {
+            active,
+            verifying,
+            jwks: serde_json::to_vec(&json!({ "keys": jwks }))?.into(),
+            records: Vec::new(),
+        })
+    }
+
     /// The key that signs with `alg` now.
     pub fn signer(&self, alg: Alg) -> Option<&Arc<SigningKey>> {
         self.active.get(&alg)

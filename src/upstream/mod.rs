@@ -49,6 +49,48 @@ pub(crate) async fn fetch(http: &reqwest::Client, url: &str) -> anyhow::Result<V
     Ok(body)
 }
 
+/// oauth2's HTTP client: Tessera's (timeouts, no redirects), with the
+/// answer's size bounded like `fetch` (oauth2's own reads whatever arrives).
+struct Bounded(reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Bounded {
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<oauth2::HttpResponse, Self::Error>>
+                + Send
+                + Sync
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(bounded_call(self.0.clone(), request))
+    }
+}
+
+/// One bounded HTTP call for oauth2.
+async fn bounded_call(
+    http: reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, std::io::Error> {
+    let io = |e: String| std::io::Error::other(e);
+    let request = reqwest::Request::try_from(request).map_err(|e| io(e.to_string()))?;
+    let mut response = http.execute(request).await.map_err(|e| io(e.to_string()))?;
+    let mut builder = oauth2::http::Response::builder().status(response.status().as_u16());
+    for (name, value) in response.headers() {
+        builder = builder.header(name.as_str(), value.as_bytes());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| io(e.to_string()))? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(io(format!("answer larger than {MAX_BODY} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    builder.body(body).map_err(|e| io(e.to_string()))
+}
+
 /// The upstream's discovery document, as far as Tessera uses it.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Provider {
@@ -272,7 +314,7 @@ impl Upstream {
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
-            .request_async(&self.http)
+            .request_async(&Bounded(self.http.clone()))
             .await
             .map_err(|e| UpstreamError::Unavailable(anyhow!("upstream token endpoint: {e}")))?;
         let id_token = response.extra_fields().id_token.clone().ok_or_else(|| {

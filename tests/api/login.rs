@@ -456,7 +456,10 @@ both!(prompt_none_and_prompt_login);
 async fn upstream_failures_go_back_to_the_client_without_a_code(backend: Backend) {
     let (app, idp) = app_with_idp(
         backend,
-        &[("TESSERA_GOOGLE_ALLOWED_DOMAINS", "example.com")],
+        &[
+            ("TESSERA_GOOGLE_ALLOWED_DOMAINS", "example.com"),
+            ("TESSERA_UPSTREAM_TIMEOUT", "2"),
+        ],
     )
     .await;
     let (id, _) = web_client(&app, json!({"skip_consent": true})).await;
@@ -465,6 +468,10 @@ async fn upstream_failures_go_back_to_the_client_without_a_code(backend: Backend
         (Tamper::BadSignature, "server_error"),
         (Tamper::WrongNonce, "server_error"),
         (Tamper::TokenEndpointDown, "temporarily_unavailable"),
+        // Bounded time and memory: cut off, not read or waited for.
+        (Tamper::HugeTokenResponse, "temporarily_unavailable"),
+        (Tamper::SlowTokenEndpoint, "temporarily_unavailable"),
+        (Tamper::GarbageTokenResponse, "temporarily_unavailable"),
     ];
     idp.sign_in_as(User {
         hd: Some("example.com".into()),

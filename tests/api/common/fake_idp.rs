@@ -54,6 +54,12 @@ pub enum Tamper {
     Cancel,
     /// The token endpoint fails.
     TokenEndpointDown,
+    /// The token endpoint answers 200 with a body of many megabytes.
+    HugeTokenResponse,
+    /// The token endpoint answers 200 with something that is not JSON.
+    GarbageTokenResponse,
+    /// The token endpoint answers after longer than Tessera waits.
+    SlowTokenEndpoint,
 }
 
 struct Pending {
@@ -187,10 +193,22 @@ async fn token(
     headers: axum::http::HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let mut inner = inner.lock().unwrap();
-    if inner.tamper == Tamper::TokenEndpointDown {
-        return (StatusCode::BAD_GATEWAY, "down").into_response();
+    let tamper = inner.lock().unwrap().tamper;
+    match tamper {
+        Tamper::TokenEndpointDown => return (StatusCode::BAD_GATEWAY, "down").into_response(),
+        Tamper::HugeTokenResponse => {
+            let huge = format!("{{\"access_token\":\"{}\"}}", "A".repeat(8 << 20));
+            return ([(header::CONTENT_TYPE, "application/json")], huge).into_response();
+        }
+        Tamper::GarbageTokenResponse => {
+            return ([(header::CONTENT_TYPE, "application/json")], "<html>oops").into_response();
+        }
+        Tamper::SlowTokenEndpoint => {
+            tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        }
+        _ => {}
     }
+    let mut inner = inner.lock().unwrap();
     // Client authentication: Basic (the oauth2 crate's default) or body.
     let basic = headers
         .get(header::AUTHORIZATION)
