@@ -52,6 +52,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(guarded)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(super::middleware::limit_headers))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             super::middleware::observe,

@@ -90,3 +90,24 @@ pub async fn limit_per_ip(
     }
     next.run(request).await
 }
+
+/// Header limits: more than `MAX_HEADERS` headers or `MAX_HEADER_BYTES` of
+/// them is refused with 431 before any handler runs.
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+pub async fn limit_headers(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return (
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}

@@ -65,6 +65,7 @@ pub fn router(app: AppState) -> Router {
             app.clone(),
             super::middleware::limit_per_ip,
         ))
+        .layer(axum::middleware::from_fn(super::middleware::limit_headers))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             super::middleware::observe,

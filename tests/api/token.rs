@@ -549,6 +549,50 @@ async fn an_oversized_body_is_refused_with_413(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    // The admin listener takes up to 1 MiB, no more.
+    let r = app
+        .admin_request(reqwest::Method::POST, "/admin/clients")
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"client_name\": \"{}\"}}",
+            "x".repeat(1100 * 1024)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // Huge or countless headers: refused at once, not a hang.
+    let r = app
+        .http
+        .get(format!("{}/jwks", app.base))
+        .header("x-pad", "y".repeat(512 * 1024))
+        .send()
+        .await;
+    assert!(
+        r.as_ref()
+            .map_or(true, |r| r.status() == 431 || r.status() == 400),
+        "{r:?}"
+    );
+    let mut many = reqwest::header::HeaderMap::new();
+    for i in 0..5000 {
+        many.insert(
+            reqwest::header::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
+            "v".repeat(100).parse().unwrap(),
+        );
+    }
+    let r = app
+        .http
+        .get(format!("{}/jwks", app.base))
+        .headers(many)
+        .send()
+        .await;
+    assert!(
+        r.as_ref()
+            .map_or(true, |r| r.status() == 431 || r.status() == 400),
+        "{r:?}"
+    );
+    // The server is fine afterwards.
+    assert_eq!(app.jwks().await["keys"].as_array().unwrap().len(), 1);
 }
 both!(an_oversized_body_is_refused_with_413);
 
