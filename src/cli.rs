@@ -66,18 +66,34 @@ pub enum UserCommand {
     },
     /// Show a user with upstream links, sessions, consents and refresh families.
     Show {
+        /// (Ids may start with `-`: they are base64url.)
+        #[arg(allow_hyphen_values = true)]
         sub: String,
         #[command(flatten)]
         out: JsonFlag,
     },
     /// Refuse sign-in and refresh, and end every session.
-    Disable { sub: String },
+    Disable {
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+    },
     /// Allow sign-in and refresh again.
-    Enable { sub: String },
+    Enable {
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+    },
     /// End every live session (the user signs in again at the next /authorize).
-    EndSessions { sub: String },
+    EndSessions {
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+    },
     /// Withdraw the user's consent to a client; its refresh tokens die.
-    RevokeConsent { sub: String, client_id: String },
+    RevokeConsent {
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -108,14 +124,19 @@ pub enum ClientCommand {
     },
     /// Show one client.
     Show {
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[command(flatten)]
         out: JsonFlag,
     },
     /// Delete a client.
-    Delete { client_id: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Replace a confidential client's secret (printed once).
     RotateSecret {
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[command(flatten)]
         out: JsonFlag,

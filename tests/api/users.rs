@@ -258,5 +258,20 @@ async fn the_cli_manages_users_on_the_database(backend: Backend) {
     assert_eq!(out.status.code(), Some(1), "no such consent any more");
     let out = app.cli(&["user", "show", "no-such-user"]);
     assert_eq!(out.status.code(), Some(1));
+    // Ids are base64url: one may start with '-', and is not an option.
+    for args in [
+        &["user", "show", "-starts-with-a-dash", "--json"][..],
+        &["user", "revoke-consent", "-a-sub", "-a-client"],
+        &["client", "show", "-a-client", "--json"],
+        &["client", "delete", "-a-client"],
+    ] {
+        let out = app.cli(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 both!(the_cli_manages_users_on_the_database);
