@@ -322,14 +322,23 @@ pub enum ListError {
 }
 
 /// What `GET /admin/events` may ask for.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only events of this type (e.g. `token.issued`).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     pub kind: Option<String>,
+    /// Only events about this client.
     pub client_id: Option<String>,
+    /// Only events about this user.
     pub sub: Option<String>,
+    /// Only events at or after this time: Unix seconds or RFC 3339.
     pub since: Option<String>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// From 1 to 1000; 100 when omitted.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 
@@ -361,7 +370,8 @@ pub async fn list(
         ),
         None => None,
     };
-    let limit = match given(&q.limit) {
+    // An empty `limit` is not a number: refused like any other.
+    let limit = match q.limit.clone() {
         None => DEFAULT_PAGE,
         Some(l) => l
             .parse::<u32>()

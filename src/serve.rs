@@ -38,16 +38,16 @@ pub async fn run(
         .clone()
         .map(crate::upstream::Upstream::spawn_discovery);
     // Handlers can see the peer address (`ConnectInfo<SocketAddr>`).
+    let admin_addr = admin.local_addr()?;
+    let (public_router, admin_router) = crate::http::routers(state, admin_addr);
     let public_server = axum::serve(
         public,
-        crate::http::public::router(state.clone())
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        public_router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(stopped(stop_rx.clone()));
     let admin_server = axum::serve(
         admin,
-        crate::http::admin::router(state)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        admin_router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(stopped(stop_rx));
     let (public_result, admin_result) =

@@ -5,14 +5,19 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::{AdminLimits, ClientList, EventList, OAuthErrorBody, UserList};
 use crate::app::AppState;
 use crate::audit::{Actor, By, Event, EventType};
 use crate::oauth::client::{MetadataError, MetadataRequest};
@@ -21,35 +26,31 @@ use crate::oauth::users::{self, UserOpError};
 
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-pub fn router(app: AppState) -> Router {
-    let guarded = Router::new()
-        .route("/admin/clients", post(create_client).get(list_clients))
-        .route(
-            "/admin/clients/{client_id}",
-            get(show_client).put(replace_client).delete(delete_client),
-        )
-        .route("/admin/clients/{client_id}/secret", post(rotate_secret))
-        .route("/admin/users", get(list_users))
-        .route("/admin/users/{sub}", get(show_user))
-        .route("/admin/users/{sub}/disable", post(disable_user))
-        .route("/admin/users/{sub}/enable", post(enable_user))
-        .route(
-            "/admin/users/{sub}/sessions",
-            axum::routing::delete(end_sessions),
-        )
-        .route(
-            "/admin/users/{sub}/consents/{client_id}",
-            axum::routing::delete(withdraw_consent),
-        )
-        .route("/admin/events", get(list_events))
+/// The admin listener's routes and their OpenAPI description (without
+/// `/openapi.json`'s content, which `http::routers` adds once both
+/// listeners are described).
+pub fn router(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let guarded = OpenApiRouter::new()
+        .routes(routes!(create_client, list_clients))
+        .routes(routes!(show_client, replace_client, delete_client))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(list_users))
+        .routes(routes!(show_user))
+        .routes(routes!(disable_user))
+        .routes(routes!(enable_user))
+        .routes(routes!(end_sessions))
+        .routes(routes!(withdraw_consent))
+        .routes(routes!(list_events))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             require_admin,
         ));
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
+    OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .routes(routes!(super::openapi::openapi_json))
+        // The same check as the public listener's (documented there).
+        .route("/healthz", get(super::public::healthz))
         .merge(guarded)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(super::middleware::limit_headers))
@@ -58,6 +59,26 @@ pub fn router(app: AppState) -> Router {
             super::middleware::observe,
         ))
         .with_state(app)
+        .split_for_parts()
+}
+
+/// A query string; one that does not parse (a repeated parameter, say) is
+/// refused with the admin API's JSON error, not axum's text.
+struct AdminQuery<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for AdminQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(Self(q)),
+            Err(e) => Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &e.body_text(),
+            )),
+        }
+    }
 }
 
 /// Changes made through this API are recorded as the admin API's.
@@ -179,6 +200,20 @@ fn metadata(body: &Bytes) -> Result<MetadataRequest, ClientOpError> {
 }
 
 /// RFC 7591 §3.1: register a client; 201 with the secret shown this once.
+#[utoipa::path(
+    post,
+    path = "/admin/clients",
+    tag = "admin",
+    summary = "Register a client (RFC 7591 metadata)",
+    request_body(content = crate::oauth::client::MetadataRequest, content_type = "application/json"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "The client, with `client_secret` (shown this once) when confidential",
+            body = crate::oauth::clients::ClientView),
+        (status = 400, description = "`invalid_client_metadata` or `invalid_redirect_uri`", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
 async fn create_client(State(app): State<AppState>, body: Bytes) -> Response {
     let result = async {
         let request = metadata(&body)?;
@@ -198,17 +233,37 @@ async fn create_client(State(app): State<AppState>, body: Bytes) -> Response {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// From 1 to 200; 50 when omitted.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-async fn list_clients(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
-    let limit = match q.limit.as_deref().filter(|l| !l.is_empty()) {
+#[utoipa::path(
+    get,
+    path = "/admin/clients",
+    tag = "admin",
+    summary = "A page of clients (never with secrets)",
+    params(ListQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The page and the next page's cursor", body = ClientList),
+        (status = 400, description = "`invalid_request`: bad `limit` or `cursor`", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
+async fn list_clients(
+    State(app): State<AppState>,
+    AdminQuery(q): AdminQuery<ListQuery>,
+) -> Response {
+    let limit = match q.limit.as_deref() {
         None => DEFAULT_PAGE,
         Some(l) => match l.parse::<u32>() {
-            Ok(n) if n >= 1 => n,
+            Ok(n) if (1..=clients::MAX_PAGE).contains(&n) => n,
             _ => {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -232,6 +287,19 @@ async fn list_clients(State(app): State<AppState>, Query(q): Query<ListQuery>) -
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/clients/{client_id}",
+    tag = "admin",
+    summary = "One client",
+    params(("client_id" = String, Path, description = "The client id (22 base64url characters)")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The client (without secret)", body = crate::oauth::clients::ClientView),
+        (status = 404, description = "No such client", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
 async fn show_client(State(app): State<AppState>, Path(client_id): Path<String>) -> Response {
     match app.store.get_client(&client_id).await {
         Ok(Some(record)) => axum::Json(clients::ClientView::new(&record, None)).into_response(),
@@ -241,6 +309,23 @@ async fn show_client(State(app): State<AppState>, Path(client_id): Path<String>)
 }
 
 /// Full replace: omitted fields take their defaults.
+#[utoipa::path(
+    put,
+    path = "/admin/clients/{client_id}",
+    tag = "admin",
+    summary = "Replace a client's metadata (omitted fields take their defaults)",
+    params(("client_id" = String, Path, description = "The client id (22 base64url characters)")),
+    request_body(content = crate::oauth::client::MetadataRequest, content_type = "application/json"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The new metadata, with a new `client_secret` when the client becomes confidential",
+            body = crate::oauth::clients::ClientView),
+        (status = 400, description = "`invalid_client_metadata` (a body `client_id` that differs from the path included) \
+            or `invalid_redirect_uri`", body = OAuthErrorBody),
+        (status = 404, description = "No such client", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
 async fn replace_client(
     State(app): State<AppState>,
     Path(client_id): Path<String>,
@@ -266,6 +351,19 @@ async fn replace_client(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/clients/{client_id}",
+    tag = "admin",
+    summary = "Delete a client and everything issued to it",
+    params(("client_id" = String, Path, description = "The client id (22 base64url characters)")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such client", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
 async fn delete_client(State(app): State<AppState>, Path(client_id): Path<String>) -> Response {
     let result = clients::delete(app.store.as_ref(), by(&app), &client_id, app.now()).await;
     app.clients.forget(&client_id);
@@ -275,6 +373,21 @@ async fn delete_client(State(app): State<AppState>, Path(client_id): Path<String
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/clients/{client_id}/secret",
+    tag = "admin",
+    summary = "Rotate a confidential client's secret (the old one stops working at once)",
+    params(("client_id" = String, Path, description = "The client id (22 base64url characters)")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The client and its new `client_secret`, shown this once",
+            body = crate::oauth::clients::ClientView),
+        (status = 400, description = "`invalid_client_metadata`: a public client has no secret", body = OAuthErrorBody),
+        (status = 404, description = "No such client", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
 async fn rotate_secret(State(app): State<AppState>, Path(client_id): Path<String>) -> Response {
     let result = clients::rotate_secret(app.store.as_ref(), by(&app), &client_id, app.now()).await;
     app.clients.forget(&client_id);
@@ -297,16 +410,34 @@ fn user_error(e: UserOpError) -> Response {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UserQuery {
+    /// Only the user with this address (case ignored).
     email: Option<String>,
+    /// From 1 to 200; 50 when omitted.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// `GET /admin/users?email=&limit=&cursor=`
-async fn list_users(State(app): State<AppState>, Query(q): Query<UserQuery>) -> Response {
-    let limit = match q.limit.as_deref().filter(|l| !l.is_empty()) {
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    tag = "admin",
+    summary = "A page of users, by `sub`",
+    params(UserQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The page and the next page's cursor", body = UserList),
+        (status = 400, description = "`invalid_request`: bad `limit` or `cursor`", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
+async fn list_users(State(app): State<AppState>, AdminQuery(q): AdminQuery<UserQuery>) -> Response {
+    let limit = match q.limit.as_deref() {
         None => users::DEFAULT_PAGE,
         Some(l) => match l.parse::<u32>() {
             Ok(n) if (1..=users::MAX_PAGE).contains(&n) => n,
@@ -327,6 +458,19 @@ async fn list_users(State(app): State<AppState>, Query(q): Query<UserQuery>) -> 
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/users/{sub}",
+    tag = "admin",
+    summary = "A user with upstream links, live sessions, consents and refresh-token families",
+    params(("sub" = String, Path, description = "The user's Tessera subject")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The user", body = crate::store::UserDetails),
+        (status = 404, description = "No such user", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
 async fn show_user(State(app): State<AppState>, Path(sub): Path<String>) -> Response {
     match app.store.user_details(&sub, app.now()).await {
         Ok(Some(details)) => axum::Json(details).into_response(),
@@ -335,6 +479,19 @@ async fn show_user(State(app): State<AppState>, Path(sub): Path<String>) -> Resp
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{sub}/disable",
+    tag = "admin",
+    summary = "Disable a user: sessions end, refresh tokens are revoked, sign-in is refused",
+    params(("sub" = String, Path, description = "The user's Tessera subject")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The user", body = crate::store::UserSummary),
+        (status = 404, description = "No such user", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
 async fn disable_user(State(app): State<AppState>, Path(sub): Path<String>) -> Response {
     match users::set_disabled(app.store.as_ref(), by(&app), &sub, true, app.now()).await {
         Ok(user) => {
@@ -345,6 +502,19 @@ async fn disable_user(State(app): State<AppState>, Path(sub): Path<String>) -> R
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{sub}/enable",
+    tag = "admin",
+    summary = "Enable a disabled user",
+    params(("sub" = String, Path, description = "The user's Tessera subject")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The user", body = crate::store::UserSummary),
+        (status = 404, description = "No such user", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
 async fn enable_user(State(app): State<AppState>, Path(sub): Path<String>) -> Response {
     match users::set_disabled(app.store.as_ref(), by(&app), &sub, false, app.now()).await {
         Ok(user) => axum::Json(user).into_response(),
@@ -352,6 +522,19 @@ async fn enable_user(State(app): State<AppState>, Path(sub): Path<String>) -> Re
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{sub}/sessions",
+    tag = "admin",
+    summary = "End every browser session of a user (back-channel logout is sent)",
+    params(("sub" = String, Path, description = "The user's Tessera subject")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 404, description = "No such user", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
 async fn end_sessions(State(app): State<AppState>, Path(sub): Path<String>) -> Response {
     match users::end_sessions(app.store.as_ref(), by(&app), &sub, app.now()).await {
         Ok(_) => {
@@ -362,6 +545,19 @@ async fn end_sessions(State(app): State<AppState>, Path(sub): Path<String>) -> R
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{sub}/consents/{client_id}",
+    tag = "admin",
+    summary = "Withdraw a user's consent to a client and revoke what it was granted",
+    params(("sub" = String, Path, description = "The user's Tessera subject"), ("client_id" = String, Path, description = "The client id (22 base64url characters)")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 404, description = "No such user, or no consent to this client", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
 async fn withdraw_consent(
     State(app): State<AppState>,
     Path((sub, client_id)): Path<(String, String)>,
@@ -384,9 +580,22 @@ async fn withdraw_consent(
 
 /// `GET /admin/events?type=&client_id=&sub=&since=&cursor=&limit=`: oldest
 /// first. What this instance recorded is written before it answers.
+#[utoipa::path(
+    get,
+    path = "/admin/events",
+    tag = "admin",
+    summary = "Audit events, oldest first",
+    params(crate::audit::ListQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The page and the next page's cursor", body = EventList),
+        (status = 400, description = "`invalid_request`: bad `type`, `since`, `limit` or `cursor`", body = OAuthErrorBody),
+        AdminLimits,
+    ),
+)]
 async fn list_events(
     State(app): State<AppState>,
-    Query(q): Query<crate::audit::ListQuery>,
+    AdminQuery(q): AdminQuery<crate::audit::ListQuery>,
 ) -> Response {
     app.audit.flush().await;
     match crate::audit::list(app.store.as_ref(), &q).await {
@@ -398,6 +607,16 @@ async fn list_events(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus / OpenMetrics text",
+    responses(
+        (status = 200, description = "The metrics", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    ),
+)]
 async fn metrics(State(app): State<AppState>) -> Response {
     let (size, idle) = app.store.pool_stats();
     (
@@ -408,11 +627,4 @@ async fn metrics(State(app): State<AppState>) -> Response {
         app.metrics.render(size, idle),
     )
         .into_response()
-}
-
-async fn healthz(State(app): State<AppState>) -> Response {
-    match app.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response(),
-    }
 }

@@ -2,6 +2,7 @@
 //! `POST /consent`, `/logout`. Cookies, redirects, templates; the decisions are in
 //! `oauth::login`.
 
+use super::openapi::{AuthorizeParams, BrowserAnswers, CallbackParams, ConsentForm, LogoutParams};
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -187,6 +188,16 @@ fn respond(
 }
 
 /// OIDC Core §3.1.2.1: `/authorize` by GET (query) or POST (form).
+#[utoipa::path(
+    method(get, post),
+    path = "/authorize",
+    tag = "oauth",
+    summary = "Authorization endpoint: the start of a sign-in (code flow with PKCE S256)",
+    params(AuthorizeParams),
+    request_body(content = Option<AuthorizeParams>, content_type = "application/x-www-form-urlencoded",
+        description = "POST only: the parameters as a form"),
+    responses(BrowserAnswers),
+)]
 pub async fn authorize(
     State(app): State<AppState>,
     method: Method,
@@ -210,6 +221,14 @@ pub async fn authorize(
 }
 
 /// The upstream's redirect URI: `{issuer}/callback/google`.
+#[utoipa::path(
+    get,
+    path = "/callback/google",
+    tag = "browser",
+    summary = "Where the upstream identity provider sends the browser back",
+    params(CallbackParams),
+    responses(BrowserAnswers)
+)]
 pub async fn callback(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -226,6 +245,14 @@ pub async fn callback(
 }
 
 /// The consent form's target.
+#[utoipa::path(
+    post,
+    path = "/consent",
+    tag = "browser",
+    summary = "The consent page's answer",
+    request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
+    responses(BrowserAnswers),
+)]
 pub async fn consent(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if !crate::oauth::form::is_form(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes)) {
         return error_page("The consent answer must be a form.");
@@ -235,6 +262,16 @@ pub async fn consent(State(app): State<AppState>, headers: HeaderMap, body: Byte
 }
 
 /// RP-initiated logout: `GET|POST /logout` (`oauth::logout`).
+#[utoipa::path(
+    method(get, post),
+    path = "/logout",
+    tag = "openid",
+    summary = "RP-Initiated Logout 1.0",
+    params(LogoutParams),
+    request_body(content = Option<LogoutParams>, content_type = "application/x-www-form-urlencoded",
+        description = "POST only: the parameters as a form"),
+    responses(BrowserAnswers),
+)]
 pub async fn logout(
     State(app): State<AppState>,
     method: Method,

@@ -5,4 +5,25 @@ pub mod admin;
 mod browser;
 mod cors;
 mod middleware;
+pub mod openapi;
 pub mod public;
+
+use axum::Router;
+
+/// The public and the admin listener's routers; the admin one serves the
+/// OpenAPI document of both (`GET /openapi.json`), built once here.
+/// `admin_addr` is where the admin listener is bound.
+pub fn routers(app: crate::app::AppState, admin_addr: std::net::SocketAddr) -> (Router, Router) {
+    let (public, public_api) = public::router(app.clone());
+    let (admin, admin_api) = admin::router(app.clone());
+    let document = openapi::document(
+        public_api,
+        admin_api,
+        &app.config.issuer,
+        &format!("http://{admin_addr}"),
+    );
+    (
+        public,
+        admin.layer(axum::Extension(openapi::Document(document))),
+    )
+}

@@ -7,11 +7,17 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::options;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::cors;
 use super::middleware::ClientIp;
+use super::openapi::{
+    BearerErrorBody, IntrospectForm, JwkSet, OAuthErrorBody, PublicLimits, RevokeForm,
+    ServerMetadata, TokenForm, UserinfoClaims, UserinfoForm,
+};
 use crate::app::{App, AppState};
 use crate::error::{OAuthError, no_store};
 use crate::oauth::form::{self, Params};
@@ -20,46 +26,39 @@ use crate::oauth::token_endpoint::{self, Caller, SUPPORTED_GRANTS};
 /// RFC 6749 §3.1: bodies past this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-pub fn router(app: AppState) -> Router {
-    let cache_control = public_cache_control(&app);
-    let (c1, c2, c3) = (cache_control.clone(), cache_control.clone(), cache_control);
-    let documents = Router::new()
-        .route(
-            "/jwks",
-            get(move |State(app): State<AppState>| jwks(app, c1.clone())).options(cors::preflight),
-        )
+/// The public listener's routes and their OpenAPI description.
+pub fn router(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let cache_control = axum::Extension(PublicCacheControl(public_cache_control(&app)));
+    let documents = OpenApiRouter::new()
+        .routes(routes!(jwks))
+        .routes(routes!(openid_configuration))
+        .routes(routes!(oauth_authorization_server))
+        .route("/jwks", options(cors::preflight))
         .route(
             "/.well-known/openid-configuration",
-            get(move |State(app): State<AppState>| discovery(app, c2.clone()))
-                .options(cors::preflight),
+            options(cors::preflight),
         )
         .route(
             "/.well-known/oauth-authorization-server",
-            get(move |State(app): State<AppState>| discovery(app, c3.clone()))
-                .options(cors::preflight),
-        );
+            options(cors::preflight),
+        )
+        .layer(cache_control);
     let cors_origins = Arc::new(cors::OriginCache::default());
-    let api = Router::new()
-        .route("/token", post(token))
-        .route("/revoke", post(revoke))
-        .route("/userinfo", get(userinfo).post(userinfo))
+    let api = OpenApiRouter::new()
+        .routes(routes!(token))
+        .routes(routes!(revoke))
+        .routes(routes!(userinfo))
         .layer(cors::registered_origins(app.clone(), cors_origins));
-    Router::new()
+    OpenApiRouter::new()
         .merge(documents)
         .merge(api)
-        .route(
-            "/authorize",
-            get(super::browser::authorize).post(super::browser::authorize),
-        )
-        .route("/introspect", post(introspect))
-        .route("/callback/google", get(super::browser::callback))
-        .route("/consent", post(super::browser::consent))
-        .route(
-            "/logout",
-            get(super::browser::logout).post(super::browser::logout),
-        )
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .routes(routes!(super::browser::authorize))
+        .routes(routes!(introspect))
+        .routes(routes!(super::browser::callback))
+        .routes(routes!(super::browser::consent))
+        .routes(routes!(super::browser::logout))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -71,6 +70,7 @@ pub fn router(app: AppState) -> Router {
             super::middleware::observe,
         ))
         .with_state(app)
+        .split_for_parts()
 }
 
 /// The form body of a client's POST (RFC 6749 §3.2: only
@@ -101,6 +101,22 @@ fn json_no_store(value: impl serde::Serialize) -> Response {
 }
 
 /// RFC 6749 §3.2, §5: the token endpoint.
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "oauth",
+    summary = "Token endpoint: authorization_code, refresh_token, client_credentials",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "Tokens (RFC 6749 §5.1)", body = crate::oauth::token_endpoint::TokenResponse),
+        (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `unauthorized_client`, \
+            `invalid_scope`, `invalid_target` or `invalid_grant` (RFC 6749 §5.2)", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody,
+            headers(("WWW-Authenticate" = String, description = "when Basic authentication was tried"))),
+        PublicLimits,
+    ),
+)]
 async fn token(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,
@@ -120,6 +136,21 @@ async fn token(
 
 /// RFC 7009: revocation. 200 with an empty body whether or not the token
 /// was known (§2.2).
+#[utoipa::path(
+    post,
+    path = "/revoke",
+    tag = "oauth",
+    summary = "Revoke an access or refresh token (RFC 7009)",
+    request_body(content = RevokeForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "Revoked, or unknown: the same answer (RFC 7009 §2.2)"),
+        (status = 400, description = "`invalid_request` or `unsupported_token_type`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody,
+            headers(("WWW-Authenticate" = String, description = "when Basic authentication was tried"))),
+        PublicLimits,
+    ),
+)]
 async fn revoke(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,
@@ -141,6 +172,22 @@ async fn revoke(
 }
 
 /// RFC 7662: introspection, for confidential clients.
+#[utoipa::path(
+    post,
+    path = "/introspect",
+    tag = "oauth",
+    summary = "Token introspection for confidential clients (RFC 7662)",
+    request_body(content = IntrospectForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "`active` and, when active, the token's claims (RFC 7662 §2.2)",
+            body = crate::oauth::introspection::Introspection),
+        (status = 400, description = "`invalid_request`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client` (public clients included)", body = OAuthErrorBody,
+            headers(("WWW-Authenticate" = String, description = "when Basic authentication was tried"))),
+        PublicLimits,
+    ),
+)]
 async fn introspect(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,
@@ -160,6 +207,25 @@ async fn introspect(
 /// OIDC Core §5.3: the signed-in user's claims, by the token's scopes.
 /// RFC 6750 §2: the token in the header, or (POST) the form body; never
 /// the query string.
+#[utoipa::path(
+    method(get, post),
+    path = "/userinfo",
+    tag = "openid",
+    summary = "The signed-in user's claims (OpenID Connect Core §5.3)",
+    request_body(content = Option<UserinfoForm>, content_type = "application/x-www-form-urlencoded",
+        description = "POST only: the token in the form instead of the header (RFC 6750 §2.2)"),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Claims allowed by the token's scopes", body = UserinfoClaims),
+        (status = 400, description = "`invalid_request` (e.g. a token both in the header and the form)", body = BearerErrorBody,
+            headers(("WWW-Authenticate" = String))),
+        (status = 401, description = "No token (empty body) or `invalid_token`", body = BearerErrorBody,
+            headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "`insufficient_scope`: the token lacks `openid`", body = BearerErrorBody,
+            headers(("WWW-Authenticate" = String))),
+        PublicLimits,
+    ),
+)]
 async fn userinfo(
     State(app): State<AppState>,
     method: axum::http::Method,
@@ -230,8 +296,26 @@ async fn userinfo(
     r
 }
 
+/// `Cache-Control` of the public documents, handed to their handlers.
+#[derive(Clone)]
+struct PublicCacheControl(HeaderValue);
+
 /// RFC 7517 §5: the JWK Set, serialized once per key change and served from memory.
-async fn jwks(app: AppState, cache_control: HeaderValue) -> Response {
+#[utoipa::path(
+    get,
+    path = "/jwks",
+    tag = "oauth",
+    summary = "The public signing keys (JWK Set)",
+    responses(
+        (status = 200, description = "Every published key: pending, active and retiring",
+            body = JwkSet, headers(("Cache-Control" = String))),
+        PublicLimits,
+    ),
+)]
+async fn jwks(
+    State(app): State<AppState>,
+    Extension(PublicCacheControl(cache_control)): Extension<PublicCacheControl>,
+) -> Response {
     (
         [
             (
@@ -297,8 +381,44 @@ pub fn metadata(app: &App) -> serde_json::Value {
     })
 }
 
-async fn discovery(app: AppState, cache_control: HeaderValue) -> Response {
-    let mut response = axum::Json(metadata(&app)).into_response();
+/// OpenID Connect Discovery 1.0 §4.
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "openid",
+    summary = "OpenID Provider metadata",
+    responses(
+        (status = 200, description = "The metadata (the same document as RFC 8414's)", body = ServerMetadata),
+        PublicLimits,
+    ),
+)]
+async fn openid_configuration(
+    State(app): State<AppState>,
+    Extension(PublicCacheControl(cache_control)): Extension<PublicCacheControl>,
+) -> Response {
+    discovery(&app, cache_control)
+}
+
+/// RFC 8414 §3.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "oauth",
+    summary = "Authorization server metadata (RFC 8414)",
+    responses(
+        (status = 200, description = "The metadata", body = ServerMetadata),
+        PublicLimits,
+    ),
+)]
+async fn oauth_authorization_server(
+    State(app): State<AppState>,
+    Extension(PublicCacheControl(cache_control)): Extension<PublicCacheControl>,
+) -> Response {
+    discovery(&app, cache_control)
+}
+
+fn discovery(app: &App, cache_control: HeaderValue) -> Response {
+    let mut response = axum::Json(metadata(app)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, cache_control);
     headers.insert(
@@ -309,7 +429,17 @@ async fn discovery(app: AppState, cache_control: HeaderValue) -> Response {
 }
 
 /// Process up and database answering.
-async fn healthz(State(app): State<AppState>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness: the process is up and the database answers",
+    responses(
+        (status = 200, description = "`ok`", body = String),
+        (status = 503, description = "The database does not answer", body = String),
+    ),
+)]
+pub(super) async fn healthz(State(app): State<AppState>) -> Response {
     match app.store.ping().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => {
@@ -321,6 +451,16 @@ async fn healthz(State(app): State<AppState>) -> Response {
 
 /// Also every signing key loaded and, when an upstream is configured, its
 /// discovery document read (retried in the background until it is).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: database, signing keys and upstream discovery",
+    responses(
+        (status = 200, description = "`ready`", body = String),
+        (status = 503, description = "What is not ready yet", body = String),
+    ),
+)]
 async fn readyz(State(app): State<AppState>) -> Response {
     if app.store.ping().await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response();

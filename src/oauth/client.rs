@@ -9,7 +9,7 @@ use super::scope;
 use crate::token::Alg;
 
 /// The grants Tessera implements. No implicit, no password (RFC 9700 §2.1.2, §2.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
     AuthorizationCode,
@@ -37,7 +37,7 @@ impl GrantType {
 }
 
 /// `token_endpoint_auth_method` (RFC 7591 §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     ClientSecretBasic,
@@ -69,7 +69,7 @@ impl AuthMethod {
 }
 
 /// The effective metadata of a registered client: what is stored and echoed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClientMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
@@ -80,6 +80,7 @@ pub struct ClientMetadata {
     pub scope: String,
     pub post_logout_redirect_uris: Vec<String>,
     #[serde(with = "alg_str")]
+    #[schema(value_type = String, example = "RS256")]
     pub id_token_signed_response_alg: Alg,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backchannel_logout_uri: Option<String>,
@@ -116,7 +117,7 @@ mod alg_str {
 
 /// What an admin submits (RFC 7591 §2). Unknown members are ignored, and so
 /// are `client_id` and `client_secret` (Tessera assigns both).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct MetadataRequest {
     pub client_name: Option<String>,
     pub redirect_uris: Option<Vec<String>>,

@@ -67,7 +67,7 @@ impl ClientCache {
 
 /// A client as the admin API and the CLI show it (RFC 7591 §3.2.1), with
 /// its secret only right after it was made.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub client_id: String,
     pub client_id_issued_at: i64,

@@ -22,7 +22,7 @@ use crate::oauth::userinfo::check_access_token;
 use crate::secret::sha256_b64;
 
 /// The introspection response (RFC 7662 §2.2).
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Introspection {
     pub active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,6 +40,8 @@ pub struct Introspection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// A string or an array of strings.
+    #[schema(value_type = Option<Object>)]
     pub aud: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,

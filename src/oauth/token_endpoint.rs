@@ -18,7 +18,7 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::store::ClientRecord;
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,

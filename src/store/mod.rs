@@ -105,7 +105,7 @@ pub struct User {
 }
 
 /// A user as the admin API lists it.
-#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct UserSummary {
     pub sub: String,
     pub email: Option<String>,
@@ -118,7 +118,7 @@ pub struct UserSummary {
 }
 
 /// A user and everything that hangs off it (`GET /admin/users/{sub}`).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct UserDetails {
     #[serde(flatten)]
     pub user: UserSummary,
@@ -130,7 +130,7 @@ pub struct UserDetails {
     pub refresh_families: Vec<FamilyView>,
 }
 
-#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct UpstreamLinkView {
     pub issuer: String,
     pub subject: String,
@@ -138,7 +138,7 @@ pub struct UpstreamLinkView {
     pub last_login_at: i64,
 }
 
-#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SessionView {
     pub sid: String,
     pub auth_time: i64,
@@ -146,7 +146,7 @@ pub struct SessionView {
     pub expires_at: i64,
 }
 
-#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ConsentView {
     pub client_id: String,
     pub scope: String,
@@ -154,7 +154,7 @@ pub struct ConsentView {
     pub updated_at: i64,
 }
 
-#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct FamilyView {
     pub id: String,
     pub client_id: String,
@@ -165,7 +165,7 @@ pub struct FamilyView {
 }
 
 /// An audit event as stored (`GET /admin/events`).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     pub id: i64,
     pub at: i64,
@@ -173,6 +173,8 @@ pub struct EventRecord {
     pub kind: String,
     pub client_id: Option<String>,
     pub sub: Option<String>,
+    /// What else the event records (never a secret, code or token).
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
 

@@ -255,6 +255,108 @@ async fn clients_are_listed_in_pages_with_a_cursor(backend: Backend) {
 }
 both!(clients_are_listed_in_pages_with_a_cursor);
 
+async fn bad_list_queries_get_a_json_invalid_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for path in [
+        "/admin/clients?limit=201",
+        "/admin/clients?limit=",
+        "/admin/clients?limit=1&limit=2",
+        "/admin/users?limit=",
+        "/admin/users?limit=1&limit=1",
+        "/admin/users?email=a&email=b",
+        "/admin/events?limit=",
+        "/admin/events?type=logout&type=logout",
+    ] {
+        let r = app.admin_request(Method::GET, path).send().await.unwrap();
+        let (status, code, _) = crate::common::error_of(r).await;
+        assert_eq!((status, code.as_str()), (400, "invalid_request"), "{path}");
+    }
+}
+both!(bad_list_queries_get_a_json_invalid_request);
+
+/// Every route of both listeners is in the OpenAPI 3.1 document, which the
+/// admin listener serves without a token.
+async fn the_openapi_document_describes_every_operation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let r = app
+        .http
+        .get(format!("{}/openapi.json", app.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let operations = [
+        ("/token", "post"),
+        ("/revoke", "post"),
+        ("/introspect", "post"),
+        ("/userinfo", "get"),
+        ("/userinfo", "post"),
+        ("/jwks", "get"),
+        ("/.well-known/openid-configuration", "get"),
+        ("/.well-known/oauth-authorization-server", "get"),
+        ("/authorize", "get"),
+        ("/authorize", "post"),
+        ("/callback/google", "get"),
+        ("/consent", "post"),
+        ("/logout", "get"),
+        ("/logout", "post"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/admin/clients", "get"),
+        ("/admin/clients", "post"),
+        ("/admin/clients/{client_id}", "get"),
+        ("/admin/clients/{client_id}", "put"),
+        ("/admin/clients/{client_id}", "delete"),
+        ("/admin/clients/{client_id}/secret", "post"),
+        ("/admin/users", "get"),
+        ("/admin/users/{sub}", "get"),
+        ("/admin/users/{sub}/disable", "post"),
+        ("/admin/users/{sub}/enable", "post"),
+        ("/admin/users/{sub}/sessions", "delete"),
+        ("/admin/users/{sub}/consents/{client_id}", "delete"),
+        ("/admin/events", "get"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    let documented: usize = paths
+        .values()
+        .map(|item| {
+            ["get", "post", "put", "delete"]
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .count()
+        })
+        .sum();
+    assert_eq!(documented, operations.len(), "{:?}", paths.keys());
+    for (path, method) in operations {
+        let op = &doc["paths"][path][method];
+        assert!(op["responses"].is_object(), "{method} {path}");
+        // Each path names the listener it is on.
+        let servers = doc["paths"][path]["servers"].as_array().unwrap();
+        let on_admin = servers.iter().any(|s| s["url"] == app.admin.as_str());
+        assert_eq!(
+            on_admin,
+            path.starts_with("/admin") || ["/metrics", "/openapi.json", "/healthz"].contains(&path),
+            "{path}"
+        );
+    }
+    // The admin operations need the admin token; the document says so.
+    assert_eq!(
+        doc["paths"]["/admin/clients"]["post"]["security"][0]["admin_token"],
+        json!([])
+    );
+    assert!(doc["components"]["schemas"]["ClientView"].is_object());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["admin_token"]["scheme"],
+        "bearer"
+    );
+}
+both!(the_openapi_document_describes_every_operation);
+
 async fn put_replaces_the_whole_registration(backend: Backend) {
     let app = spawn_app(backend).await;
     let c = app
