@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::error::OAuthError;
@@ -188,22 +189,108 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Argon2's working memory (19 MiB a run), kept for the next run. Freed,
+/// a block this size stays in the malloc arena of the thread that ran it,
+/// so runs spread over the blocking pool's threads would each leave one
+/// behind (measured: 340 MiB resident under `bench/soak.sh`). Runs are
+/// bounded to one per core (`SecretVerifier`), and so is this pool.
+static BLOCKS: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+
+fn with_blocks<R>(count: usize, run: impl FnOnce(&mut [Block]) -> R) -> R {
+    let pooled = BLOCKS
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .filter(|b| b.len() == count);
+    let mut blocks = pooled.unwrap_or_else(|| vec![Block::default(); count]);
+    let result = run(&mut blocks);
+    let keep = std::thread::available_parallelism().map_or(2, usize::from);
+    if let Ok(mut pool) = BLOCKS.lock() {
+        if pool.len() < keep {
+            pool.push(blocks);
+        }
+    }
+    result
+}
+
+/// Argon2id of `secret` with `salt` (raw bytes) into `out`, in pooled memory.
+fn argon2_into(
+    argon: &Argon2<'_>,
+    params: &Params,
+    secret: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> bool {
+    with_blocks(params.block_count(), |blocks| {
+        argon
+            .hash_password_into_with_memory(secret, salt, out, blocks)
+            .is_ok()
+    })
+}
+
 /// Hashes a new client secret (PHC string). Blocking: call from
 /// `spawn_blocking` (or `SecretVerifier::hash`).
 pub fn hash_secret_blocking(secret: &Secret) -> anyhow::Result<String> {
-    let salt = SaltString::encode_b64(&crate::secret::random_bytes(16))
-        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-    Ok(argon2()
-        .hash_password(secret.expose_secret().as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
-        .to_string())
+    let salt = crate::secret::random_bytes(16);
+    let argon = argon2();
+    let mut out = [0u8; 32];
+    if !argon2_into(
+        &argon,
+        argon.params(),
+        secret.expose_secret().as_bytes(),
+        &salt,
+        &mut out,
+    ) {
+        anyhow::bail!("argon2 failed");
+    }
+    let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let output = Output::new(&out).map_err(|e| anyhow::anyhow!("argon2 output: {e}"))?;
+    Ok(PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: argon
+            .params()
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    }
+    .to_string())
 }
 
+/// Whether `secret` matches the PHC string `hash` (its own algorithm,
+/// version and parameters), compared in constant time.
 fn verify_blocking(hash: &str, secret: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
-        .unwrap_or(false)
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    argon2_into(&argon, &params, secret.as_bytes(), salt, &mut out)
+        && bool::from(expected.as_bytes().ct_eq(&out))
 }
+
+/// What an unknown client's secret is checked against, so that it costs
+/// the time of a real verification: the hash of a random secret that was
+/// thrown away (with the parameters of `argon2()`).
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Y70G5wlAvrZfN6z59FtplQ$IR2sGYVFiKvyIm/pF2V1tvGzOqIo2EWtfwC6aGLi6wg";
 
 const CACHE_TTL: Duration = Duration::from_secs(300);
 const CACHE_CAPACITY: usize = 10_000;
@@ -217,7 +304,6 @@ pub struct SecretVerifier {
     workers: Arc<Semaphore>,
     /// Requests allowed to wait for a worker; past it, 503.
     queue: Arc<Semaphore>,
-    dummy_hash: String,
     failures: FailureLimiter,
 }
 
@@ -243,7 +329,6 @@ impl SecretVerifier {
     /// `failures_per_minute`: `TESSERA_RATE_LIMIT_FAILED_AUTH` (0 = off).
     pub fn new(failures_per_minute: u32) -> anyhow::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let dummy = Secret::new(crate::secret::random_token(32));
         Ok(Self {
             cache: Mutex::new(HashMap::new()),
             cache_key: aws_lc_rs::hmac::Key::new(
@@ -252,7 +337,6 @@ impl SecretVerifier {
             ),
             workers: Arc::new(Semaphore::new(cores)),
             queue: Arc::new(Semaphore::new(cores * 16)),
-            dummy_hash: hash_secret_blocking(&dummy)?,
             failures: FailureLimiter {
                 by_client: Limiter::per_minute(failures_per_minute),
                 by_address: Limiter::per_minute(failures_per_minute),
@@ -328,7 +412,7 @@ impl SecretVerifier {
 
     /// Spends the time of a verification on the dummy hash.
     async fn burn(&self, secret: &Secret) -> Result<(), OAuthError> {
-        self.run_argon(self.dummy_hash.clone(), secret.expose_secret().to_owned())
+        self.run_argon(DUMMY_HASH.to_owned(), secret.expose_secret().to_owned())
             .await
             .map(|_| ())
     }
@@ -371,6 +455,46 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(raw)
         )
         .into_bytes()
+    }
+
+    #[test]
+    fn secrets_hash_and_verify_as_standard_argon2id_phc_strings() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let secret = Secret::new("s3cret-s3cret".to_owned());
+        let ours = hash_secret_blocking(&secret).unwrap();
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
+        assert!(verify_blocking(&ours, "s3cret-s3cret"));
+        assert!(!verify_blocking(&ours, "s3cret-s3creT"));
+        // What the argon2 crate's own verifier says of ours, and we of its
+        // hashes (those stored before the memory pool).
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2().verify_password(b"s3cret-s3cret", &parsed).is_ok());
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let theirs = argon2().hash_password(b"other", &salt).unwrap().to_string();
+        assert!(verify_blocking(&theirs, "other"));
+        assert!(!verify_blocking(&theirs, "s3cret-s3cret"));
+        // Other parameters verify too (a smaller memory than the pool's).
+        let small = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"small", &salt)
+        .unwrap()
+        .to_string();
+        assert!(verify_blocking(&small, "small"));
+        assert!(!verify_blocking("not a hash", "small"));
+        // The dummy hash is one of ours: an unknown client costs the same.
+        let dummy = Params::try_from(&PasswordHash::new(DUMMY_HASH).unwrap()).unwrap();
+        let params = argon2().params().clone();
+        assert_eq!(
+            (dummy.m_cost(), dummy.t_cost(), dummy.p_cost()),
+            (params.m_cost(), params.t_cost(), params.p_cost())
+        );
+        assert!(!verify_blocking(DUMMY_HASH, "s3cret-s3cret"));
     }
 
     #[test]

@@ -78,6 +78,10 @@ struct Inner {
     codes: HashMap<String, Pending>,
     /// Every authorization request received (its query), for assertions.
     requests: Vec<HashMap<String, String>>,
+    /// With `rotate_users(n)`: sign in `user0` … `user{n-1}` in turn (and
+    /// keep no request log), for load runs.
+    pool: usize,
+    next: usize,
 }
 
 #[derive(Clone)]
@@ -102,6 +106,8 @@ impl FakeIdp {
             tamper: Tamper::None,
             codes: HashMap::new(),
             requests: Vec::new(),
+            pool: 0,
+            next: 0,
         }));
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -115,6 +121,14 @@ impl FakeIdp {
 
     pub fn sign_in_as(&self, user: User) {
         self.inner.lock().unwrap().user = user;
+    }
+
+    /// Sign in `n` different users in turn instead of one (load runs).
+    #[allow(dead_code, reason = "used by bench/soak.rs")]
+    pub fn rotate_users(&self, n: usize) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.pool = n;
+        inner.requests = Vec::new();
     }
 
     pub fn tamper(&self, tamper: Tamper) {
@@ -157,7 +171,13 @@ async fn jwks(State(inner): Shared) -> Json<Value> {
 
 async fn authorize(State(inner): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
     let mut inner = inner.lock().unwrap();
-    inner.requests.push(q.clone());
+    let user = if inner.pool > 0 {
+        inner.next = (inner.next + 1) % inner.pool;
+        User::new(&format!("user{}", inner.next))
+    } else {
+        inner.requests.push(q.clone());
+        inner.user.clone()
+    };
     let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
     let state = q.get("state").cloned().unwrap_or_default();
     if inner.tamper == Tamper::Cancel {
@@ -174,7 +194,7 @@ async fn authorize(State(inner): Shared, Query(q): Query<HashMap<String, String>
         nonce: q.get("nonce").cloned().unwrap_or_default(),
         challenge: q.get("code_challenge").cloned().unwrap_or_default(),
         redirect_uri: redirect_uri.clone(),
-        user: inner.user.clone(),
+        user,
     };
     inner.codes.insert(code.clone(), pending);
     let url = format!(
