@@ -48,6 +48,9 @@ pub struct App {
     pub verifier: SecretVerifier,
     /// `TESSERA_RATE_LIMIT_PER_IP` (burst twice that) on the public listener.
     pub per_ip: crate::ratelimit::Limiter<std::net::IpAddr>,
+    /// `TESSERA_RATE_LIMIT_PER_CLIENT` (burst twice that) for authenticated
+    /// confidential clients.
+    pub per_client: crate::ratelimit::Limiter<String>,
     /// Failed admin authentications per source address
     /// (`TESSERA_RATE_LIMIT_FAILED_AUTH` a minute).
     pub admin_failures: crate::ratelimit::Limiter<std::net::IpAddr>,
@@ -127,6 +130,10 @@ impl App {
             per_ip: crate::ratelimit::Limiter::new(
                 f64::from(config.rate_limit_per_ip),
                 2.0 * f64::from(config.rate_limit_per_ip),
+            ),
+            per_client: crate::ratelimit::Limiter::new(
+                f64::from(config.rate_limit_per_client),
+                2.0 * f64::from(config.rate_limit_per_client),
             ),
             admin_failures: crate::ratelimit::Limiter::per_minute(config.rate_limit_failed_auth),
             metrics: Metrics::default(),

@@ -135,6 +135,9 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// Requests per second per source address; 0 = off.
     pub rate_limit_per_ip: u32,
+    /// Requests per second per authenticated confidential client at
+    /// `/token`, `/introspect` and `/revoke` (burst twice that); 0 = off.
+    pub rate_limit_per_client: u32,
     /// Failed client authentications per minute per client id.
     pub rate_limit_failed_auth: u32,
     /// How long audit events are kept in the database.
@@ -175,6 +178,7 @@ const NAMES: &[&str] = &[
     "GOOGLE_ALLOWED_DOMAINS",
     "UPSTREAM_TIMEOUT",
     "RATE_LIMIT_PER_IP",
+    "RATE_LIMIT_PER_CLIENT",
     "RATE_LIMIT_FAILED_AUTH",
     "AUDIT_RETENTION",
 ];
@@ -302,6 +306,7 @@ impl Config {
             },
             upstream: upstream(s)?,
             rate_limit_per_ip: u32_number(s, "RATE_LIMIT_PER_IP", 0)?,
+            rate_limit_per_client: u32_number(s, "RATE_LIMIT_PER_CLIENT", 0)?,
             rate_limit_failed_auth: u32_number(s, "RATE_LIMIT_FAILED_AUTH", 20)?,
             audit_retention: seconds(s, "AUDIT_RETENTION", 7_776_000)?,
             database_connect_timeout: seconds(s, "DATABASE_CONNECT_TIMEOUT", 5)?,

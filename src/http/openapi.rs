@@ -145,7 +145,8 @@ pub enum PublicLimits {
     #[response(status = 431)]
     HeadersTooLarge(String),
     /// Over `TESSERA_RATE_LIMIT_PER_IP` (or, at the client-authenticating
-    /// endpoints, `TESSERA_RATE_LIMIT_FAILED_AUTH`): `temporarily_unavailable`.
+    /// endpoints, `TESSERA_RATE_LIMIT_PER_CLIENT` or
+    /// `TESSERA_RATE_LIMIT_FAILED_AUTH`): `temporarily_unavailable`.
     #[response(status = 429, headers(("Retry-After" = u64, description = "seconds to wait")))]
     TooManyRequests(OAuthErrorBody),
     /// The database does not answer: `temporarily_unavailable`.

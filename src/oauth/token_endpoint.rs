@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::client::GrantType;
+use super::client::{AuthMethod, GrantType};
 use super::client_auth;
 use super::form::Params;
 use super::grant;
@@ -87,9 +87,28 @@ pub async fn authenticate_client(
         }
         return Err(e);
     }
-    client.ok_or_else(|| {
+    let client = client.ok_or_else(|| {
         OAuthError::invalid_client("client authentication failed", credentials.is_basic())
-    })
+    })?;
+    // `TESSERA_RATE_LIMIT_PER_CLIENT`: only a client that proved who it is
+    // spends its own budget. A public client's id proves nothing, so anyone
+    // could spend its budget and lock it out: those are limited per address.
+    if client.metadata.token_endpoint_auth_method != AuthMethod::None {
+        if let Err(wait) = app
+            .per_client
+            .take(&client.client_id, std::time::Instant::now())
+        {
+            app.metrics.rate_limited();
+            return Err(OAuthError {
+                retry_after: Some(wait),
+                ..OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "too many requests from this client; retry later",
+                )
+            });
+        }
+    }
+    Ok(client)
 }
 
 pub async fn exchange(

@@ -159,3 +159,66 @@ async fn unknown_client_ids_are_counted_per_address(backend: Backend) {
     assert_eq!(r.status(), 200);
 }
 both!(unknown_client_ids_are_counted_per_address);
+
+/// `TESSERA_RATE_LIMIT_PER_CLIENT`: an authenticated confidential client
+/// gets its own rate at /token, /introspect and /revoke, whatever address it
+/// calls from; another client is not affected; failed authentications do
+/// not spend the client's budget.
+async fn each_confidential_client_gets_its_rate(backend: Backend) {
+    let app = spawn_app_with(backend, &[("TESSERA_RATE_LIMIT_PER_CLIENT", "1")]).await;
+    let (id, secret) = app.machine_client("read").await;
+    let (other, other_secret) = app.machine_client("read").await;
+    let form = [("grant_type", "client_credentials")];
+    // A wrong secret is a 401 and takes nothing from the budget.
+    assert_eq!(
+        app.token_basic(&id, "wrong-secret", &form).await.status(),
+        401
+    );
+    // Burst: twice the rate, across the endpoints.
+    let token: Value = app
+        .token_basic(&id, &secret, &form)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let introspect = app
+        .http
+        .post(format!("{}/introspect", app.base))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(introspect.status(), 200);
+    let wait = assert_limited(app.token_basic(&id, &secret, &form).await).await;
+    let revoke = app
+        .http
+        .post(format!("{}/revoke", app.base))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_limited(revoke).await;
+    // Another client has its own budget.
+    assert_eq!(
+        app.token_basic(&other, &other_secret, &form).await.status(),
+        200
+    );
+    // Recovery; the limited revocation did nothing: the token is live.
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    let introspect: Value = app
+        .http
+        .post(format!("{}/introspect", app.base))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspect["active"], true);
+}
+both!(each_confidential_client_gets_its_rate);
