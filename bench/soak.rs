@@ -16,9 +16,10 @@
 //!
 //! Every answer is checked; anything unexpected is an error. Prints the
 //! throughput, p50/p99 latency and errors of each operation, and the
-//! server's RSS sampled over the run; exits 1 on any error, or when the
-//! RSS of the last quarter of the run is more than 10% (and 8 MiB) above
-//! that of the second quarter (a leak).
+//! server's RSS sampled over the run; exits 1 on any error, when the RSS of
+//! the last quarter of the run is more than 10% (and 8 MiB) above that of
+//! the second quarter (a leak), or when the last quarter did less than half
+//! the operations of the second (something slows down as tables grow).
 //!
 //! Usage: `bench-soak --bin PATH --seconds N [--database URL] [--workers N]`
 //! (default: SQLite in a temporary directory, 16 workers). A `postgres://`
@@ -661,14 +662,18 @@ async fn main() {
     let mut rss = vec![(0u64, rss_kib(pid))];
     let mut throughput = Vec::new();
     let deadline = start + Duration::from_secs(a.seconds);
+    let mut sampled = start;
     while Instant::now() < deadline {
         let next = (Instant::now() + interval).min(deadline);
         tokio::time::sleep_until(next.into()).await;
+        let seconds = sampled.elapsed().as_secs_f64();
+        sampled = Instant::now();
         if let Ok(Some(status)) = server.child.try_wait() {
             panic!("the server exited during the run: {status}");
         }
         rss.push((start.elapsed().as_secs(), rss_kib(pid)));
-        throughput.push(target.done.swap(0, Ordering::Relaxed));
+        // Operations per second over the interval (the last may be short).
+        throughput.push((target.done.swap(0, Ordering::Relaxed) as f64 / seconds) as u64);
     }
     stop.store(true, Ordering::Relaxed);
     let mut total = Tally::default();
@@ -724,8 +729,10 @@ async fn main() {
         "\nrequests that are one operation (all but login): {:.0}/s; a login is 5 to 6 requests",
         all as f64 / elapsed
     );
-    println!("\nover the run (RSS in MiB, of which anonymous; operations done in each interval):");
-    println!("| second | RSS | anonymous | operations |");
+    println!(
+        "\nover the run (RSS in MiB, of which anonymous; operations per second since the last line):"
+    );
+    println!("| second | RSS | anonymous | operations/s |");
     println!("|---|---|---|---|");
     for (i, (s, (all, anon))) in rss.iter().enumerate() {
         let done = i.checked_sub(1).and_then(|j| throughput.get(j));
@@ -755,6 +762,19 @@ async fn main() {
         last / 1024.0,
         if leak { "GREW (leak?)" } else { "flat" }
     );
+    // A slowdown shows the same way: a plan or a scan that gets worse as
+    // the tables grow.
+    let rate = |q: usize| {
+        let n = throughput.len();
+        let part = &throughput[n * q / 4..(n * (q + 1) / 4).max(n * q / 4 + 1).min(n)];
+        part.iter().sum::<u64>() as f64 / part.len() as f64
+    };
+    let (early, late) = (rate(1), rate(3));
+    let slowed = late < early * 0.5;
+    println!(
+        "operations per second: second quarter {early:.0}, last quarter {late:.0}: {}",
+        if slowed { "SLOWED DOWN" } else { "steady" }
+    );
     for s in &total.samples {
         println!("error: {s}");
     }
@@ -767,7 +787,7 @@ async fn main() {
                 .await;
         }
     }
-    if errors > 0 || leak {
+    if errors > 0 || leak || slowed {
         std::process::exit(1);
     }
 }

@@ -32,7 +32,7 @@ pub async fn run(
     let maintenance = tokio::spawn(maintain_keys(app.clone(), stopped(stop_rx.clone())));
     let revocations = tokio::spawn(follow_revocations(app.clone(), stopped(stop_rx.clone())));
     let housekeeping = tokio::spawn(housekeeping(app.clone(), stopped(stop_rx.clone())));
-    let logouts = tokio::spawn(deliver_logouts(app.clone(), stopped(stop_rx.clone())));
+    let mut logouts = tokio::spawn(deliver_logouts(app.clone(), stopped(stop_rx.clone())));
     let discovery = app
         .upstream
         .clone()
@@ -55,7 +55,13 @@ pub async fn run(
     maintenance.abort();
     revocations.abort();
     housekeeping.abort();
-    logouts.abort();
+    // Deliveries in flight finish and record their outcome (stopped
+    // halfway, they would stay leased for a minute); each is bounded by the
+    // delivery timeout.
+    let drain = crate::oauth::backchannel::TIMEOUT + std::time::Duration::from_secs(5);
+    if tokio::time::timeout(drain, &mut logouts).await.is_err() {
+        logouts.abort();
+    }
     if let Some(d) = discovery {
         d.abort();
     }

@@ -135,6 +135,15 @@ pub struct BearerErrorBody {
     pub error_description: Option<String>,
 }
 
+/// Client authentication failed (RFC 6749 §5.2 `invalid_client`).
+#[derive(IntoResponses)]
+#[response(
+    status = 401,
+    headers(("WWW-Authenticate" = String, description = "`Basic`, when Basic authentication was tried"))
+)]
+#[allow(dead_code, reason = "a description, never built")]
+pub struct InvalidClient(OAuthErrorBody);
+
 /// Answers any operation on the public listener may give besides its own.
 #[derive(IntoResponses)]
 pub enum PublicLimits {

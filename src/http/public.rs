@@ -15,8 +15,8 @@ use utoipa_axum::routes;
 use super::cors;
 use super::middleware::ClientIp;
 use super::openapi::{
-    BearerErrorBody, IntrospectForm, JwkSet, OAuthErrorBody, PublicLimits, RevokeForm,
-    ServerMetadata, TokenForm, UserinfoClaims, UserinfoForm,
+    BearerErrorBody, IntrospectForm, InvalidClient, JwkSet, OAuthErrorBody, PublicLimits,
+    RevokeForm, ServerMetadata, TokenForm, UserinfoClaims, UserinfoForm,
 };
 use crate::app::{App, AppState};
 use crate::error::{OAuthError, no_store};
@@ -112,8 +112,7 @@ fn json_no_store(value: impl serde::Serialize) -> Response {
         (status = 200, description = "Tokens (RFC 6749 §5.1)", body = crate::oauth::token_endpoint::TokenResponse),
         (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `unauthorized_client`, \
             `invalid_scope`, `invalid_target` or `invalid_grant` (RFC 6749 §5.2)", body = OAuthErrorBody),
-        (status = 401, description = "`invalid_client`", body = OAuthErrorBody,
-            headers(("WWW-Authenticate" = String, description = "when Basic authentication was tried"))),
+        InvalidClient,
         PublicLimits,
     ),
 )]
@@ -146,8 +145,7 @@ async fn token(
     responses(
         (status = 200, description = "Revoked, or unknown: the same answer (RFC 7009 §2.2)"),
         (status = 400, description = "`invalid_request` or `unsupported_token_type`", body = OAuthErrorBody),
-        (status = 401, description = "`invalid_client`", body = OAuthErrorBody,
-            headers(("WWW-Authenticate" = String, description = "when Basic authentication was tried"))),
+        InvalidClient,
         PublicLimits,
     ),
 )]
@@ -183,8 +181,7 @@ async fn revoke(
         (status = 200, description = "`active` and, when active, the token's claims (RFC 7662 §2.2)",
             body = crate::oauth::introspection::Introspection),
         (status = 400, description = "`invalid_request`", body = OAuthErrorBody),
-        (status = 401, description = "`invalid_client` (public clients included)", body = OAuthErrorBody,
-            headers(("WWW-Authenticate" = String, description = "when Basic authentication was tried"))),
+        InvalidClient,
         PublicLimits,
     ),
 )]

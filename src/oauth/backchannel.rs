@@ -33,7 +33,7 @@ pub const CLAIM: u32 = 32;
 /// down for about an hour still gets its logout.
 pub const MAX_ATTEMPTS: i64 = 12;
 /// Seconds to wait for a client's answer.
-const TIMEOUT: Duration = Duration::from_secs(5);
+pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The wait after the `attempts`-th failure: 2, 4, 8 … seconds, capped at
 /// 2048 (about half an hour).

@@ -18,9 +18,18 @@ pub struct PostgresStore {
 impl PostgresStore {
     pub async fn open(url: &str, settings: &super::PoolSettings) -> StoreResult<Self> {
         let statement_timeout = format!("{}s", settings.statement_timeout.as_secs());
-        let options: PgConnectOptions = url
-            .parse::<PgConnectOptions>()?
-            .options([("statement_timeout", statement_timeout.as_str())]);
+        // Statements are prepared once per connection, and after five runs
+        // PostgreSQL may settle on a generic plan made with the statistics
+        // of that moment. Made while a table was still empty, such a plan
+        // scans it (a sequential scan of `refresh_families` on every
+        // refresh), and a connection keeps it as the table grows:
+        // `bench/soak.sh` lost half its throughput in ten minutes that way.
+        // Custom plans are made with the values and the current size, for a
+        // few tens of microseconds of planning per statement.
+        let options: PgConnectOptions = url.parse::<PgConnectOptions>()?.options([
+            ("statement_timeout", statement_timeout.as_str()),
+            ("plan_cache_mode", "force_custom_plan"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.connect_timeout)
