@@ -472,6 +472,8 @@ async fn upstream_failures_go_back_to_the_client_without_a_code(backend: Backend
         (Tamper::HugeTokenResponse, "temporarily_unavailable"),
         (Tamper::SlowTokenEndpoint, "temporarily_unavailable"),
         (Tamper::GarbageTokenResponse, "temporarily_unavailable"),
+        // Outbound requests follow no redirect.
+        (Tamper::RedirectingTokenEndpoint, "temporarily_unavailable"),
     ];
     idp.sign_in_as(User {
         hd: Some("example.com".into()),

@@ -60,6 +60,9 @@ pub enum Tamper {
     GarbageTokenResponse,
     /// The token endpoint answers after longer than Tessera waits.
     SlowTokenEndpoint,
+    /// The token endpoint answers 307 to another URL that would answer
+    /// properly: Tessera must not follow it.
+    RedirectingTokenEndpoint,
 }
 
 struct Pending {
@@ -114,6 +117,7 @@ impl FakeIdp {
             .route("/jwks", get(jwks))
             .route("/authorize", get(authorize))
             .route("/token", post(token))
+            .route("/token/elsewhere", post(issue))
             .with_state(inner.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { inner, issuer }
@@ -226,8 +230,22 @@ async fn token(
         Tamper::SlowTokenEndpoint => {
             tokio::time::sleep(std::time::Duration::from_secs(4)).await;
         }
+        Tamper::RedirectingTokenEndpoint => {
+            let issuer = inner.lock().unwrap().issuer.clone();
+            return Redirect::temporary(&format!("{issuer}/token/elsewhere")).into_response();
+        }
         _ => {}
     }
+    issue(State(inner), headers, Form(form)).await
+}
+
+/// The token endpoint proper: checks the client, the code and PKCE, and
+/// signs the ID token.
+async fn issue(
+    State(inner): Shared,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let mut inner = inner.lock().unwrap();
     // Client authentication: Basic (the oauth2 crate's default) or body.
     let basic = headers
