@@ -42,10 +42,15 @@ declare -A RPS
 row() { printf '| %s | %s | %s | %s | %s |\n' "$@" >> "$REPORT"; }
 # The RS256 signing ceiling (reference (a) of bench/run.sh) with this
 # server's key, measured right before and right after the row it bounds.
-ceiling() { # name
+# wrk drives it with the same per-request script and bodies as the row
+# (bench/wrk-lines.lua over the same codes, which it ignores): wrk shares
+# the two cores with the server, so a ceiling measured with a cheaper
+# client script would leave the server more CPU than the row ever had.
+ceiling() { # name lines-file
   "$REFBIN" sign "$REFKEY" RS256 "$REF" "http://$PUB" & local rpid=$!; PIDS+=("$rpid")
   sleep 0.3
-  WRK_BODY="grant_type=client_credentials" run_wrk "$1" "http://$REF/token" bench/wrk-report.lua
+  WRK_LINES="$2" WRK_TEMPLATE="grant_type=authorization_code&code={}&redirect_uri=$REDIRECT_ENC&code_verifier=$VERIFIER" \
+    run_wrk "$1" "http://$REF/token" bench/wrk-lines.lua
   kill "$rpid"; wait "$rpid" 2>/dev/null || true
 }
 run_wrk() { # name url script
@@ -100,10 +105,10 @@ for store in sqlite postgres; do
     # Warm the verification cache with one real redemption.
     code=$(head -1 "$WORK/codes-$idalg"); sed -i 1d "$WORK/codes-$idalg"
     curl -fsS -u "$cid:$csec" -d "grant_type=authorization_code&code=$code&redirect_uri=$REDIRECT_ENC&code_verifier=$VERIFIER" "http://$PUB/token" >/dev/null
-    [ "$idalg" = RS256 ] && ceiling "$store code redemption, ID token RS256 — ceiling before"
+    [ "$idalg" = RS256 ] && ceiling "$store code redemption, ID token RS256 — ceiling before" "$WORK/codes-$idalg"
     WRK_LINES="$WORK/codes-$idalg" WRK_TEMPLATE="grant_type=authorization_code&code={}&redirect_uri=$REDIRECT_ENC&code_verifier=$VERIFIER" \
       run_wrk "$store code redemption, ID token $idalg" "http://$PUB/token" bench/wrk-lines.lua
-    [ "$idalg" = RS256 ] && ceiling "$store code redemption, ID token RS256 — ceiling after"
+    [ "$idalg" = RS256 ] && ceiling "$store code redemption, ID token RS256 — ceiling after" "$WORK/codes-$idalg"
     if [ "$idalg" = ES256 ]; then
       WRK_LINES="$WORK/refresh" WRK_TEMPLATE="grant_type=refresh_token&refresh_token={}" \
         run_wrk "$store refresh with rotation, ID token $idalg" "http://$PUB/token" bench/wrk-lines.lua

@@ -30,6 +30,8 @@ impl Clock for SystemClock {
 
 pub struct App {
     pub config: Config,
+    /// `Cache-Control` of `/jwks` and discovery (`TESSERA_JWKS_MAX_AGE`).
+    pub public_cache_control: axum::http::HeaderValue,
     pub store: Arc<dyn Store>,
     /// Where codes and refresh tokens are spent (group commit).
     pub spends: GroupCommit,
@@ -139,6 +141,7 @@ impl App {
             metrics: Metrics::default(),
             clock,
             signing_algs,
+            public_cache_control: crate::http::public::cache_control(&config),
             config,
         })
     }

@@ -53,10 +53,9 @@ pub fn router(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .route("/healthz", get(super::public::healthz))
         .merge(guarded)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(super::middleware::limit_headers))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            super::middleware::observe,
+            super::middleware::admin_edge,
         ))
         .with_state(app)
         .split_for_parts()

@@ -14,33 +14,73 @@ use axum::response::Response;
 
 use crate::app::AppState;
 
-pub async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    // Resolved before the request moves on: a `'static` label, no clone.
-    let endpoint = app.metrics.intern(
-        request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", MatchedPath::as_str),
-    );
-    let method = crate::metrics::method_label(request.method().as_str());
-    let mut response = next.run(request).await;
-    let status = response.status();
-    let elapsed = start.elapsed();
-    app.metrics
-        .request(endpoint, method, status.as_u16(), elapsed.as_secs_f64());
-    tracing::debug!(
-        method,
-        endpoint,
-        status = status.as_u16(),
-        micros = elapsed.as_micros() as u64,
-        "request"
-    );
-    response.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
+/// Every request to the public listener goes through this one layer (one
+/// boxed future per request, not three): the header limits, then
+/// `TESSERA_RATE_LIMIT_PER_IP`, measured and logged like every answer.
+pub async fn public_edge(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let observed = Observed::start(&app, &request);
+    let response = match too_many_headers(&request) {
+        Some(refused) => refused,
+        None => limit_per_ip(&app, request, next).await,
+    };
+    observed.finish(&app, response)
+}
+
+/// The admin listener's: the header limits, measured and logged.
+pub async fn admin_edge(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let observed = Observed::start(&app, &request);
+    let response = match too_many_headers(&request) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    };
+    observed.finish(&app, response)
+}
+
+/// Request metrics and logs: path and status only (query strings carry
+/// codes and tokens, so they are never logged).
+struct Observed {
+    start: Instant,
+    endpoint: &'static str,
+    method: &'static str,
+}
+
+impl Observed {
+    fn start(app: &crate::app::App, request: &Request) -> Self {
+        Self {
+            start: Instant::now(),
+            // Resolved before the request moves on: a `'static` label, no clone.
+            endpoint: app.metrics.intern(
+                request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str),
+            ),
+            method: crate::metrics::method_label(request.method().as_str()),
+        }
+    }
+
+    fn finish(self, app: &crate::app::App, mut response: Response) -> Response {
+        let status = response.status();
+        let elapsed = self.start.elapsed();
+        app.metrics.request(
+            self.endpoint,
+            self.method,
+            status.as_u16(),
+            elapsed.as_secs_f64(),
+        );
+        tracing::debug!(
+            method = self.method,
+            endpoint = self.endpoint,
+            status = status.as_u16(),
+            micros = elapsed.as_micros() as u64,
+            "request"
+        );
+        response.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        response
+    }
 }
 
 /// The source address of a request (`ratelimit::client_ip`), for the
@@ -65,12 +105,8 @@ pub fn client_ip(app: &crate::app::App, request: &Request) -> Option<IpAddr> {
 /// `TESSERA_RATE_LIMIT_PER_IP` on the public listener (health checks
 /// excepted): over it, 429 with `Retry-After`. Also hands the source
 /// address to the handlers.
-pub async fn limit_per_ip(
-    State(app): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let Some(ip) = client_ip(&app, &request) else {
+async fn limit_per_ip(app: &crate::app::App, mut request: Request, next: Next) -> Response {
+    let Some(ip) = client_ip(app, &request) else {
         return next.run(request).await;
     };
     request.extensions_mut().insert(ClientIp(ip));
@@ -96,18 +132,22 @@ pub async fn limit_per_ip(
 pub const MAX_HEADERS: usize = 100;
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-pub async fn limit_headers(request: Request, next: Next) -> Response {
+fn too_many_headers(request: &Request) -> Option<Response> {
     let headers = request.headers();
+    if headers.len() > MAX_HEADERS {
+        return Some(headers_too_large());
+    }
     let bytes: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
-    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
-        return (
-            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request headers too large\n",
-        )
-            .into_response();
-    }
-    next.run(request).await
+    (bytes > MAX_HEADER_BYTES).then(headers_too_large)
+}
+
+fn headers_too_large() -> Response {
+    (
+        axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "request headers too large\n",
+    )
+        .into_response()
 }

@@ -28,7 +28,6 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The public listener's routes and their OpenAPI description.
 pub fn router(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let cache_control = axum::Extension(PublicCacheControl(public_cache_control(&app)));
     let documents = OpenApiRouter::new()
         .routes(routes!(jwks))
         .routes(routes!(openid_configuration))
@@ -41,8 +40,7 @@ pub fn router(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .route(
             "/.well-known/oauth-authorization-server",
             options(cors::preflight),
-        )
-        .layer(cache_control);
+        );
     let cors_origins = Arc::new(cors::OriginCache::default());
     let api = OpenApiRouter::new()
         .routes(routes!(token))
@@ -62,12 +60,7 @@ pub fn router(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            super::middleware::limit_per_ip,
-        ))
-        .layer(axum::middleware::from_fn(super::middleware::limit_headers))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            super::middleware::observe,
+            super::middleware::public_edge,
         ))
         .with_state(app)
         .split_for_parts()
@@ -293,10 +286,6 @@ async fn userinfo(
     r
 }
 
-/// `Cache-Control` of the public documents, handed to their handlers.
-#[derive(Clone)]
-struct PublicCacheControl(HeaderValue);
-
 /// RFC 7517 §5: the JWK Set, serialized once per key change and served from memory.
 #[utoipa::path(
     get,
@@ -309,17 +298,14 @@ struct PublicCacheControl(HeaderValue);
         PublicLimits,
     ),
 )]
-async fn jwks(
-    State(app): State<AppState>,
-    Extension(PublicCacheControl(cache_control)): Extension<PublicCacheControl>,
-) -> Response {
+async fn jwks(State(app): State<AppState>) -> Response {
     (
         [
             (
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             ),
-            (header::CACHE_CONTROL, cache_control),
+            (header::CACHE_CONTROL, app.public_cache_control.clone()),
             // CORS: anyone may read public keys (no `Vary`: the answer is the same for all).
             (
                 header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -333,12 +319,11 @@ async fn jwks(
 
 /// `Cache-Control` of the public documents: as long as a pending key waits
 /// before signing (`TESSERA_JWKS_MAX_AGE`), so every cache sees a new key
-/// first. Built once per router; a static value clones without touching a
+/// first. Built once per `App`; a static value clones without touching a
 /// shared reference count on the hottest path.
-fn public_cache_control(app: &App) -> HeaderValue {
-    let value: &'static str = Box::leak(
-        format!("public, max-age={}", app.config.jwks_max_age.as_secs()).into_boxed_str(),
-    );
+pub fn cache_control(config: &crate::config::Config) -> HeaderValue {
+    let value: &'static str =
+        Box::leak(format!("public, max-age={}", config.jwks_max_age.as_secs()).into_boxed_str());
     HeaderValue::from_static(value)
 }
 
@@ -389,11 +374,8 @@ pub fn metadata(app: &App) -> serde_json::Value {
         PublicLimits,
     ),
 )]
-async fn openid_configuration(
-    State(app): State<AppState>,
-    Extension(PublicCacheControl(cache_control)): Extension<PublicCacheControl>,
-) -> Response {
-    discovery(&app, cache_control)
+async fn openid_configuration(State(app): State<AppState>) -> Response {
+    discovery(&app)
 }
 
 /// RFC 8414 §3.
@@ -407,17 +389,14 @@ async fn openid_configuration(
         PublicLimits,
     ),
 )]
-async fn oauth_authorization_server(
-    State(app): State<AppState>,
-    Extension(PublicCacheControl(cache_control)): Extension<PublicCacheControl>,
-) -> Response {
-    discovery(&app, cache_control)
+async fn oauth_authorization_server(State(app): State<AppState>) -> Response {
+    discovery(&app)
 }
 
-fn discovery(app: &App, cache_control: HeaderValue) -> Response {
+fn discovery(app: &App) -> Response {
     let mut response = axum::Json(metadata(app)).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, cache_control);
+    headers.insert(header::CACHE_CONTROL, app.public_cache_control.clone());
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
