@@ -97,7 +97,9 @@ for store in sqlite postgres; do
   env $(env_for "$db" "$dir") "$BIN" serve >"$dir/tessera.log" 2>&1 & TPID=$!; PIDS+=("$TPID")
   wait_http "http://$PUB/readyz"
   # The RS256 key of this server, for the signing ceiling.
-  REFKEY=$(for f in "$dir"/keys/*.pem; do openssl pkey -in "$f" -noout -text 2>/dev/null | grep -q 'Private-Key: (2048' && echo "$f"; done | head -1)
+  REFKEY=$(for f in "$dir"/keys/*.pem; do
+    if openssl pkey -in "$f" -noout -text 2>/dev/null | grep -q 'Private-Key: (2048'; then echo "$f"; fi
+  done | head -1)
   export WRK_THREADS=$THREADS
   for idalg in ES256 RS256; do
     cid=${CID[$idalg]}; csec=${CSEC[$idalg]}

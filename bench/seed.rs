@@ -97,6 +97,20 @@ async fn make_codes(app: &App, client_id: &str, count: usize) -> Vec<String> {
         )
         .await
         .unwrap();
+    // One browser session for all the codes (codes name their session, and
+    // the session's clients are recorded for back-channel logout).
+    let sid = random_token(16);
+    app.store
+        .insert_session(&tessera::store::Session {
+            id_hash: sha256_b64(random_token(32).as_bytes()),
+            sid: sid.clone(),
+            sub: user.sub.clone(),
+            auth_time: now,
+            created_at: now,
+            expires_at: now + 86_400,
+        })
+        .await
+        .unwrap();
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes());
     let challenge = tessera::secret::b64url(digest.as_ref());
     let mut codes = Vec::with_capacity(count);
@@ -107,7 +121,7 @@ async fn make_codes(app: &App, client_id: &str, count: usize) -> Vec<String> {
                 code_hash: sha256_b64(code.as_bytes()),
                 client_id: client_id.to_owned(),
                 sub: user.sub.clone(),
-                sid: Some(random_token(16)),
+                sid: Some(sid.clone()),
                 redirect_uri: REDIRECT.into(),
                 scope: "openid profile email".into(),
                 audience: serde_json::to_string(&[&app.config.default_audience]).unwrap(),
