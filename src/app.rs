@@ -47,6 +47,8 @@ pub struct App {
     pub usernames: crate::oauth::introspection::Usernames,
     pub keys: Keys,
     pub clients: ClientCache,
+    /// The origins of registered redirect URIs, for CORS.
+    pub cors_origins: crate::http::cors::OriginCache,
     pub verifier: SecretVerifier,
     /// `TESSERA_RATE_LIMIT_PER_IP` (burst twice that) on the public listener.
     pub per_ip: crate::ratelimit::Limiter<std::net::IpAddr>,
@@ -128,6 +130,7 @@ impl App {
             store,
             keys: Keys::new(dir, set),
             clients: ClientCache::default(),
+            cors_origins: Default::default(),
             verifier,
             per_ip: crate::ratelimit::Limiter::new(
                 f64::from(config.rate_limit_per_ip),

@@ -2,6 +2,8 @@
 //! Owned by the `App` (no global registry), so tests can run several
 //! servers in one process.
 
+use std::sync::RwLock;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -25,8 +27,8 @@ struct EndpointLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
-    grant: String,
-    alg: String,
+    grant: &'static str,
+    alg: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,7 +46,24 @@ pub struct Metrics {
     client_auth_failures: Counter,
     rate_limited: Counter,
     pool: Family<PoolLabels, Gauge>,
-    endpoints: std::sync::RwLock<std::collections::HashMap<String, &'static str>>,
+    endpoints: RwLock<Vec<&'static Endpoint>>,
+    other: &'static Endpoint,
+}
+
+/// One endpoint's metrics, resolved once: counting a request is a short
+/// scan and two updates, with no label hashing or allocation.
+pub struct Endpoint {
+    name: &'static str,
+    latency: Histogram,
+    /// The request counters of this endpoint by (method, status): a
+    /// handful each.
+    counters: RwLock<Vec<(&'static str, u16, Counter)>>,
+}
+
+impl Endpoint {
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -91,6 +110,7 @@ impl Default for Metrics {
             "Database pool connections by state",
             pool.clone(),
         );
+        let other = leak_endpoint("other", &latency);
         Self {
             registry,
             requests,
@@ -100,6 +120,7 @@ impl Default for Metrics {
             rate_limited,
             pool,
             endpoints: Default::default(),
+            other,
         }
     }
 }
@@ -114,45 +135,72 @@ pub fn method_label(method: &str) -> &'static str {
 /// fixed, small amount of memory once; anything past the bound is `other`.
 const MAX_ENDPOINTS: usize = 64;
 
+fn leak_endpoint(name: &str, latency: &HistogramFamily) -> &'static Endpoint {
+    let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    Box::leak(Box::new(Endpoint {
+        name,
+        latency: latency
+            .get_or_create(&EndpointLabels { endpoint: name })
+            .clone(),
+        counters: RwLock::default(),
+    }))
+}
+
 impl Metrics {
     /// The `'static` label of a route template.
-    pub fn intern(&self, endpoint: &str) -> &'static str {
-        if let Ok(map) = self.endpoints.read() {
-            if let Some(e) = map.get(endpoint) {
+    /// The metrics of a route template (or of `unmatched`).
+    pub fn endpoint(&self, endpoint: &str) -> &'static Endpoint {
+        if let Ok(all) = self.endpoints.read() {
+            if let Some(e) = all.iter().find(|e| e.name == endpoint) {
                 return e;
             }
         }
-        let Ok(mut map) = self.endpoints.write() else {
-            return "other";
+        let Ok(mut all) = self.endpoints.write() else {
+            return self.other;
         };
-        if map.len() >= MAX_ENDPOINTS {
-            return "other";
+        if let Some(e) = all.iter().find(|e| e.name == endpoint) {
+            return e;
         }
-        let leaked: &'static str = Box::leak(endpoint.to_owned().into_boxed_str());
-        map.insert(endpoint.to_owned(), leaked);
-        leaked
+        if all.len() >= MAX_ENDPOINTS {
+            return self.other;
+        }
+        let e = leak_endpoint(endpoint, &self.latency);
+        all.push(e);
+        e
     }
 
-    pub fn request(&self, endpoint: &'static str, method: &'static str, status: u16, seconds: f64) {
-        self.requests
+    pub fn request(&self, endpoint: &Endpoint, method: &'static str, status: u16, seconds: f64) {
+        endpoint.latency.observe(seconds);
+        if let Ok(counters) = endpoint.counters.read() {
+            if let Some((.., c)) = counters
+                .iter()
+                .find(|(m, s, _)| *s == status && *m == method)
+            {
+                c.inc();
+                return;
+            }
+        }
+        let counter = self
+            .requests
             .get_or_create(&RequestLabels {
-                endpoint,
+                endpoint: endpoint.name,
                 method,
                 status,
             })
-            .inc();
-        self.latency
-            .get_or_create(&EndpointLabels { endpoint })
-            .observe(seconds);
+            .clone();
+        counter.inc();
+        if let Ok(mut counters) = endpoint.counters.write() {
+            if !counters
+                .iter()
+                .any(|(m, s, _)| *s == status && *m == method)
+            {
+                counters.push((method, status, counter));
+            }
+        }
     }
 
-    pub fn token_issued(&self, grant: &str, alg: &str) {
-        self.tokens
-            .get_or_create(&TokenLabels {
-                grant: grant.to_owned(),
-                alg: alg.to_owned(),
-            })
-            .inc();
+    pub fn token_issued(&self, grant: &'static str, alg: &'static str) {
+        self.tokens.get_or_create(&TokenLabels { grant, alg }).inc();
     }
 
     pub fn client_auth_failure(&self) {

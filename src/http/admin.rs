@@ -115,7 +115,7 @@ async fn require_admin(State(app): State<AppState>, request: Request, next: Next
         _ => false,
     };
     if !allowed {
-        let ip = super::middleware::client_ip(&app, &request);
+        let ip = super::middleware::client_ip(&app, request.headers(), request.extensions());
         // Failed attempts per address are limited (the right token always
         // gets in): past the limit, 429 and no event for each attempt.
         if let Some(ip) = ip {

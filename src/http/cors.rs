@@ -1,14 +1,16 @@
-//! CORS (PRODUCT.md): `/jwks` and discovery allow any origin; `/token`
-//! allows the origins of registered redirect URIs. Never with credentials.
+//! CORS (PRODUCT.md): `/jwks` and discovery allow any origin; `/token`,
+//! `/revoke` and `/userinfo` allow the origins of registered redirect URIs.
+//! Never with credentials.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::IntoResponse;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
+use crate::app::{App, AppState};
+use crate::store::Store;
 
 /// Anyone may read public keys and metadata (`/jwks` and discovery set
 /// `Access-Control-Allow-Origin: *` themselves: the answer does not depend
@@ -33,7 +35,7 @@ pub struct OriginCache {
 const ORIGIN_TTL: Duration = Duration::from_secs(5);
 
 impl OriginCache {
-    async fn allows(&self, app: &AppState, origin: &str) -> bool {
+    async fn allows(&self, store: &dyn Store, origin: &str) -> bool {
         if let Ok(cached) = self.cached.lock() {
             if let Some((at, origins)) = cached.as_ref() {
                 if at.elapsed() < ORIGIN_TTL {
@@ -41,7 +43,7 @@ impl OriginCache {
                 }
             }
         }
-        let Ok(origins) = app.store.redirect_origins().await else {
+        let Ok(origins) = store.redirect_origins().await else {
             return false;
         };
         let allowed = origins.iter().any(|o| o == origin);
@@ -52,23 +54,56 @@ impl OriginCache {
     }
 }
 
-/// Browser apps (SPAs) registered with a redirect URI on their origin may
-/// call these endpoints.
-pub fn registered_origins(app: AppState, cache: std::sync::Arc<OriginCache>) -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::async_predicate(
-            move |origin: HeaderValue, _parts| {
-                let app = app.clone();
-                let cache = cache.clone();
-                async move {
-                    match origin.to_str() {
-                        Ok(origin) => cache.allows(&app, origin).await,
-                        Err(_) => false,
-                    }
-                }
-            },
-        ))
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .max_age(Duration::from_secs(600))
+/// The request's `Origin` when it is one a registered client redirects to.
+async fn allowed_origin<'h>(app: &App, request: &'h HeaderMap) -> Option<&'h HeaderValue> {
+    let origin = request.get(header::ORIGIN)?;
+    let text = origin.to_str().ok()?;
+    app.cors_origins
+        .allows(app.store.as_ref(), text)
+        .await
+        .then_some(origin)
+}
+
+/// The answer of `/token`, `/revoke` or `/userinfo` to a browser app (an
+/// SPA) on the origin of a registered redirect URI: it may read it. The
+/// answer depends on `Origin`, so it says so (`Vary`) to every cache.
+pub async fn registered(app: &App, request: &HeaderMap, mut response: Response) -> Response {
+    let allowed = allowed_origin(app, request).await.cloned();
+    let headers = response.headers_mut();
+    headers.append(header::VARY, HeaderValue::from_static("origin"));
+    if let Some(origin) = allowed {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    response
+}
+
+/// The preflight of those endpoints: methods and headers are granted only
+/// to a registered origin; any other gets no CORS header and the browser
+/// refuses the call.
+pub async fn registered_preflight(State(app): State<AppState>, request: HeaderMap) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let allowed = allowed_origin(&app, &request).await.cloned();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static(
+            "origin, access-control-request-method, access-control-request-headers",
+        ),
+    );
+    if let Some(origin) = allowed {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    response
 }

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::response::Response;
@@ -40,7 +41,7 @@ pub async fn admin_edge(State(app): State<AppState>, request: Request, next: Nex
 /// codes and tokens, so they are never logged).
 struct Observed {
     start: Instant,
-    endpoint: &'static str,
+    endpoint: &'static crate::metrics::Endpoint,
     method: &'static str,
 }
 
@@ -48,8 +49,8 @@ impl Observed {
     fn start(app: &crate::app::App, request: &Request) -> Self {
         Self {
             start: Instant::now(),
-            // Resolved before the request moves on: a `'static` label, no clone.
-            endpoint: app.metrics.intern(
+            // Resolved before the request moves on: the endpoint's metrics.
+            endpoint: app.metrics.endpoint(
                 request
                     .extensions()
                     .get::<MatchedPath>()
@@ -70,7 +71,7 @@ impl Observed {
         );
         tracing::debug!(
             method = self.method,
-            endpoint = self.endpoint,
+            endpoint = self.endpoint.name(),
             status = status.as_u16(),
             micros = elapsed.as_micros() as u64,
             "request"
@@ -83,18 +84,32 @@ impl Observed {
     }
 }
 
-/// The source address of a request (`ratelimit::client_ip`), for the
-/// handlers that count or record it.
+/// The source address of a request (`ratelimit::client_ip`: the peer, or
+/// behind `TESSERA_TRUSTED_PROXIES` the forwarded one), for the handlers
+/// that count or record it. Worked out when a handler asks, not for every
+/// request.
 #[derive(Clone, Copy, Debug)]
-pub struct ClientIp(pub IpAddr);
+pub struct ClientIp(pub Option<IpAddr>);
 
-/// The source address of `request`, behind `TESSERA_TRUSTED_PROXIES`.
-pub fn client_ip(app: &crate::app::App, request: &Request) -> Option<IpAddr> {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>()?.0;
-    let forwarded = request
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_ip(app, &parts.headers, &parts.extensions)))
+    }
+}
+
+/// The source address of a request, behind `TESSERA_TRUSTED_PROXIES`.
+pub fn client_ip(
+    app: &crate::app::App,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Option<IpAddr> {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>()?.0;
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     Some(crate::ratelimit::client_ip(
         peer,
         forwarded,
@@ -103,13 +118,14 @@ pub fn client_ip(app: &crate::app::App, request: &Request) -> Option<IpAddr> {
 }
 
 /// `TESSERA_RATE_LIMIT_PER_IP` on the public listener (health checks
-/// excepted): over it, 429 with `Retry-After`. Also hands the source
-/// address to the handlers.
-async fn limit_per_ip(app: &crate::app::App, mut request: Request, next: Next) -> Response {
-    let Some(ip) = client_ip(app, &request) else {
+/// excepted): over it, 429 with `Retry-After`.
+async fn limit_per_ip(app: &crate::app::App, request: Request, next: Next) -> Response {
+    if app.per_ip.is_off() {
+        return next.run(request).await;
+    }
+    let Some(ip) = client_ip(app, request.headers(), request.extensions()) else {
         return next.run(request).await;
     };
-    request.extensions_mut().insert(ClientIp(ip));
     let path = request.uri().path();
     if path != "/healthz" && path != "/readyz" {
         if let Err(wait) = app.per_ip.take(&ip, std::time::Instant::now()) {

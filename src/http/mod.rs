@@ -3,7 +3,7 @@
 
 pub mod admin;
 mod browser;
-mod cors;
+pub mod cors;
 mod middleware;
 pub mod openapi;
 pub mod public;

@@ -1,10 +1,8 @@
 //! The public listener: the OAuth 2.1 / OpenID Connect endpoints.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Extension, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::options;
@@ -41,23 +39,30 @@ pub fn router(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
             "/.well-known/oauth-authorization-server",
             options(cors::preflight),
         );
-    let cors_origins = Arc::new(cors::OriginCache::default());
+    // CORS for registered origins is answered by these handlers
+    // (`cors::registered`) and their preflight routes.
     let api = OpenApiRouter::new()
         .routes(routes!(token))
         .routes(routes!(revoke))
         .routes(routes!(userinfo))
-        .layer(cors::registered_origins(app.clone(), cors_origins));
-    OpenApiRouter::new()
-        .merge(documents)
+        .route("/token", options(cors::registered_preflight))
+        .route("/revoke", options(cors::registered_preflight))
+        .route("/userinfo", options(cors::registered_preflight));
+    // The documents and health checks read no body: the limit (an
+    // extension on each request) is set where bodies are read.
+    let with_bodies = OpenApiRouter::new()
         .merge(api)
         .routes(routes!(super::browser::authorize))
         .routes(routes!(introspect))
         .routes(routes!(super::browser::callback))
         .routes(routes!(super::browser::consent))
         .routes(routes!(super::browser::logout))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    OpenApiRouter::new()
+        .merge(documents)
+        .merge(with_bodies)
         .routes(routes!(healthz))
         .routes(routes!(readyz))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             super::middleware::public_edge,
@@ -77,12 +82,12 @@ fn form_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
     Params::parse(body)
 }
 
-fn caller(headers: &HeaderMap, ip: Option<Extension<ClientIp>>) -> Caller<'_> {
+fn caller(headers: &HeaderMap, ClientIp(ip): ClientIp) -> Caller<'_> {
     Caller {
         authorization: headers
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes),
-        ip: ip.map(|Extension(ClientIp(ip))| ip),
+        ip,
     }
 }
 
@@ -111,19 +116,19 @@ fn json_no_store(value: impl serde::Serialize) -> Response {
 )]
 async fn token(
     State(app): State<AppState>,
-    ip: Option<Extension<ClientIp>>,
+    ip: ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     // (1) The form, then the checks of `token_endpoint::exchange`.
-    let params = match form_body(&headers, &body) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    match token_endpoint::exchange(&app, &params, &caller(&headers, ip)).await {
-        Ok(response) => json_no_store(response),
+    let response = match form_body(&headers, &body) {
+        Ok(params) => match token_endpoint::exchange(&app, &params, &caller(&headers, ip)).await {
+            Ok(response) => json_no_store(response),
+            Err(e) => e.into_response(),
+        },
         Err(e) => e.into_response(),
-    }
+    };
+    cors::registered(&app, &headers, response).await
 }
 
 /// RFC 7009: revocation. 200 with an empty body whether or not the token
@@ -144,22 +149,24 @@ async fn token(
 )]
 async fn revoke(
     State(app): State<AppState>,
-    ip: Option<Extension<ClientIp>>,
+    ip: ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = match form_body(&headers, &body) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    match crate::oauth::revocation::revoke(&app, &params, &caller(&headers, ip)).await {
-        Ok(()) => {
-            let mut response = StatusCode::OK.into_response();
-            no_store(response.headers_mut());
-            response
+    let response = match form_body(&headers, &body) {
+        Ok(params) => {
+            match crate::oauth::revocation::revoke(&app, &params, &caller(&headers, ip)).await {
+                Ok(()) => {
+                    let mut response = StatusCode::OK.into_response();
+                    no_store(response.headers_mut());
+                    response
+                }
+                Err(e) => e.into_response(),
+            }
         }
         Err(e) => e.into_response(),
-    }
+    };
+    cors::registered(&app, &headers, response).await
 }
 
 /// RFC 7662: introspection, for confidential clients.
@@ -180,7 +187,7 @@ async fn revoke(
 )]
 async fn introspect(
     State(app): State<AppState>,
-    ip: Option<Extension<ClientIp>>,
+    ip: ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -222,12 +229,22 @@ async fn userinfo(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let response = userinfo_answer(&app, &method, &headers, &body).await;
+    cors::registered(&app, &headers, response).await
+}
+
+async fn userinfo_answer(
+    app: &App,
+    method: &axum::http::Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     use crate::oauth::userinfo::{self as ui, BearerError};
     let form;
     let form_token = if method == axum::http::Method::POST
         && form::is_form(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))
     {
-        form = Params::parse(&body).ok();
+        form = Params::parse(body).ok();
         form.as_ref().and_then(|f| f.get("access_token"))
     } else {
         None
@@ -236,7 +253,7 @@ async fn userinfo(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let result = match ui::bearer(authorization, form_token) {
-        Ok(token) => ui::userinfo(&app, token).await,
+        Ok(token) => ui::userinfo(app, token).await,
         Err(e) => Err(e),
     };
     let (status, challenge, description) = match result {

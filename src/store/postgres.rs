@@ -56,6 +56,11 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
+    /// `rows` rows of `cols` numbered parameters, from `$1`.
+    fn rows_of_parameters(rows: usize, cols: usize) -> String {
+        super::sql::values_list(1, rows, cols)
+    }
+
     /// A transaction that writes: row locks taken by the conditional UPDATEs serialize racing redemptions.
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)

@@ -107,8 +107,10 @@ async fn health_and_metrics_report_what_happened(backend: Backend) {
         200
     );
     let (id, secret) = app.machine_client("api:read").await;
-    app.token_basic(&id, &secret, &[("grant_type", "client_credentials")])
-        .await;
+    for _ in 0..2 {
+        app.token_basic(&id, &secret, &[("grant_type", "client_credentials")])
+            .await;
+    }
     app.token_basic(&id, "wrong", &[("grant_type", "client_credentials")])
         .await;
     let text = app
@@ -121,15 +123,28 @@ async fn health_and_metrics_report_what_happened(backend: Backend) {
         .await
         .unwrap();
     assert!(
-        text.contains(r#"tessera_tokens_issued_total{grant="client_credentials",alg="RS256"} 1"#),
+        text.contains(r#"tessera_tokens_issued_total{grant="client_credentials",alg="RS256"} 2"#),
         "{text}"
     );
     assert!(
         text.contains("tessera_client_auth_failures_total 1"),
         "{text}"
     );
+    // Each request counted once, by endpoint, method and status.
     assert!(
-        text.contains(r#"endpoint="/token",method="POST",status="401""#),
+        text.contains(
+            r#"tessera_http_requests_total{endpoint="/token",method="POST",status="200"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"tessera_http_requests_total{endpoint="/token",method="POST",status="401"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tessera_http_request_duration_seconds_count{endpoint="/token"} 3"#),
         "{text}"
     );
     assert!(text.contains("tessera_db_pool_connections"), "{text}");

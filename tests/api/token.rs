@@ -624,6 +624,47 @@ async fn browsers_from_registered_origins_may_call_the_token_endpoint(backend: B
         );
         let other = preflight(path, "https://evil.example").await.unwrap();
         assert!(other.headers().get("access-control-allow-origin").is_none());
+        assert!(
+            other
+                .headers()
+                .get("access-control-allow-methods")
+                .is_none()
+        );
+    }
+    let userinfo = preflight("/userinfo", "https://spa.example").await.unwrap();
+    assert_eq!(
+        userinfo.headers()["access-control-allow-origin"],
+        "https://spa.example"
+    );
+    // The calls themselves: the registered origin may read the answer (an
+    // error here, as a browser app would see it), any other may not, and
+    // every answer says it depends on `Origin`.
+    for (origin, allowed) in [
+        (Some("https://spa.example"), true),
+        (Some("https://evil.example"), false),
+        (None, false),
+    ] {
+        let mut request = app.http.post(format!("{}/token", app.base)).form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "nobody"),
+        ]);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{origin:?}");
+        assert_eq!(r.headers()["vary"], "origin", "{origin:?}");
+        assert_eq!(
+            r.headers().get("access-control-allow-origin").is_some(),
+            allowed,
+            "{origin:?}"
+        );
+        if allowed {
+            assert_eq!(
+                r.headers()["access-control-allow-origin"],
+                "https://spa.example"
+            );
+        }
     }
     let jwks = app
         .http
