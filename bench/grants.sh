@@ -126,8 +126,10 @@ ceiling_ratio() { awk -v a="${RPS[$1]}" -v b="${RPS[$1 — ceiling before]}" -v 
   echo
   echo "| measure | SQLite | PostgreSQL | target |"
   echo "|---|---|---|---|"
-  echo "| code redemption, ES256 ID token | ${RPS[sqlite code redemption, ID token ES256]}/s | ${RPS[postgres code redemption, ID token ES256]}/s ($(ratio 'postgres code redemption, ID token ES256' "${RPS[sqlite code redemption, ID token ES256]}") of SQLite) | ≥ 2,000/s; PostgreSQL ≥ 60% |"
-  echo "| refresh with rotation, ES256 ID token | ${RPS[sqlite refresh with rotation, ID token ES256]}/s | ${RPS[postgres refresh with rotation, ID token ES256]}/s ($(ratio 'postgres refresh with rotation, ID token ES256' "${RPS[sqlite refresh with rotation, ID token ES256]}") of SQLite) | ≥ 3,000/s; PostgreSQL ≥ 60% |"
+  # PostgreSQL's target is 60% of SQLite's target (1,200/s and 1,800/s);
+  # its share of SQLite's measured rate is shown too.
+  echo "| code redemption, ES256 ID token | ${RPS[sqlite code redemption, ID token ES256]}/s | ${RPS[postgres code redemption, ID token ES256]}/s ($(ratio 'postgres code redemption, ID token ES256' 2000) of 2,000/s; $(ratio 'postgres code redemption, ID token ES256' "${RPS[sqlite code redemption, ID token ES256]}") of SQLite) | ≥ 2,000/s; PostgreSQL ≥ 60% of that |"
+  echo "| refresh with rotation, ES256 ID token | ${RPS[sqlite refresh with rotation, ID token ES256]}/s | ${RPS[postgres refresh with rotation, ID token ES256]}/s ($(ratio 'postgres refresh with rotation, ID token ES256' 3000) of 3,000/s; $(ratio 'postgres refresh with rotation, ID token ES256' "${RPS[sqlite refresh with rotation, ID token ES256]}") of SQLite) | ≥ 3,000/s; PostgreSQL ≥ 60% of that |"
   echo "| code redemption, RS256 ID token / RS256 signing ceiling | $(ceiling_ratio 'sqlite code redemption, ID token RS256') | $(ceiling_ratio 'postgres code redemption, ID token RS256') | ≥ 70% |"
 } >> "$REPORT"
 psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS tessera_grants_$$ WITH (FORCE)" >/dev/null || true
