@@ -47,7 +47,8 @@ pub struct Metrics {
     rate_limited: Counter,
     pool: Family<PoolLabels, Gauge>,
     endpoints: RwLock<Vec<&'static Endpoint>>,
-    other: &'static Endpoint,
+    /// Past `MAX_ENDPOINTS` (made when first needed: no empty series).
+    other: std::sync::OnceLock<&'static Endpoint>,
 }
 
 /// One endpoint's metrics, resolved once: counting a request is a short
@@ -110,7 +111,6 @@ impl Default for Metrics {
             "Database pool connections by state",
             pool.clone(),
         );
-        let other = leak_endpoint("other", &latency);
         Self {
             registry,
             requests,
@@ -120,7 +120,7 @@ impl Default for Metrics {
             rate_limited,
             pool,
             endpoints: Default::default(),
-            other,
+            other: Default::default(),
         }
     }
 }
@@ -155,14 +155,19 @@ impl Metrics {
                 return e;
             }
         }
+        let other = || {
+            *self
+                .other
+                .get_or_init(|| leak_endpoint("other", &self.latency))
+        };
         let Ok(mut all) = self.endpoints.write() else {
-            return self.other;
+            return other();
         };
         if let Some(e) = all.iter().find(|e| e.name == endpoint) {
             return e;
         }
         if all.len() >= MAX_ENDPOINTS {
-            return self.other;
+            return other();
         }
         let e = leak_endpoint(endpoint, &self.latency);
         all.push(e);
