@@ -19,6 +19,27 @@ async fn events(app: &TestApp, query: &str) -> Vec<Value> {
     body["events"].as_array().unwrap().clone()
 }
 
+/// Every event `query` finds, following `next_cursor` page by page.
+async fn every_page(app: &TestApp, query: &str) -> Vec<Value> {
+    let mut seen = Vec::new();
+    let mut page = format!("/admin/events?{query}");
+    loop {
+        let body: Value = app
+            .admin_request(reqwest::Method::GET, &page)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        seen.extend(body["events"].as_array().unwrap().iter().cloned());
+        match body["next_cursor"].as_str() {
+            Some(c) => page = format!("/admin/events?{query}&cursor={c}"),
+            None => return seen,
+        }
+    }
+}
+
 fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }
@@ -224,23 +245,7 @@ async fn events_are_filtered_and_paged(backend: Backend) {
     let all = events(&app, "?type=client.created").await;
     assert_eq!(all.len(), 3);
     // Pages of two, oldest first, each event once.
-    let mut seen = Vec::new();
-    let mut query = "?type=client.created&limit=2".to_owned();
-    loop {
-        let body: Value = app
-            .admin_request(reqwest::Method::GET, &format!("/admin/events{query}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        seen.extend(body["events"].as_array().unwrap().iter().cloned());
-        match body["next_cursor"].as_str() {
-            Some(c) => query = format!("?type=client.created&limit=2&cursor={c}"),
-            None => break,
-        }
-    }
+    let seen = every_page(&app, "type=client.created&limit=2").await;
     assert_eq!(seen, all);
     // `since`, as unix seconds or RFC 3339.
     let first_at = all[0]["at"].as_i64().unwrap();
@@ -405,27 +410,7 @@ async fn every_filter_answers_what_the_whole_list_holds(backend: Backend) {
         let got = events(&app, &format!("?{query}&limit=200")).await;
         assert_eq!(ids(&got), ids(&expected), "{query}");
         // The same, a page of one at a time.
-        let mut paged = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page_query = match &cursor {
-                Some(c) => format!("/admin/events?{query}&limit=1&cursor={c}"),
-                None => format!("/admin/events?{query}&limit=1"),
-            };
-            let body: Value = app
-                .admin_request(reqwest::Method::GET, &page_query)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            paged.extend(body["events"].as_array().unwrap().iter().cloned());
-            match body["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => break,
-            }
-        }
+        let paged = every_page(&app, &format!("{query}&limit=1")).await;
         assert_eq!(ids(&paged), ids(&expected), "{query}, page by page");
     }
 }
