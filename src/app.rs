@@ -8,7 +8,7 @@ use crate::metrics::Metrics;
 use crate::oauth::client_auth::SecretVerifier;
 use crate::oauth::clients::ClientCache;
 use crate::store::Store;
-use crate::store::group::GroupCommit;
+use crate::store::group::{GroupCommit, GroupRead};
 use crate::token::Alg;
 use crate::token::keys::{KeyDir, KeySet, Keys};
 use crate::token::rotation;
@@ -35,6 +35,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Where codes and refresh tokens are spent (group commit).
     pub spends: GroupCommit,
+    /// Codes and refresh tokens are read through this, batched.
+    pub lookups: GroupRead,
     /// Security-relevant events, to the log and the database.
     pub audit: crate::audit::Audit,
     /// Delivers back-channel logout tokens to clients.
@@ -127,6 +129,8 @@ impl App {
             usernames: Default::default(),
             upstream,
             spends: GroupCommit::start(store.clone(), parallel),
+            // Reads do not wait for one another, even on SQLite.
+            lookups: GroupRead::start(store.clone(), parallel.max(2)),
             store,
             keys: Keys::new(dir, set),
             clients: ClientCache::default(),

@@ -1,5 +1,6 @@
 //! Group commit for the single-use credentials: codes and refresh tokens
-//! redeemed at the same moment are spent in one transaction.
+//! redeemed at the same moment are spent in one transaction, and read
+//! beforehand with one statement.
 //!
 //! Redemptions are write transactions of four or five statements. On SQLite
 //! they are serialized (one writer), and with sqlx every statement is a hop
@@ -10,15 +11,22 @@
 //! the whole batch with one statement per table. The batch grows with the
 //! load: an idle server commits each redemption alone, at once.
 //!
+//! The reads that come first (`GroupRead`: the code or refresh token, its
+//! family and user) are batched the same way, one `SELECT … IN` per batch:
+//! a hop to a connection's thread and back costs two thread wake-ups, and
+//! on SQLite every commit empties the other connections' page caches, so
+//! one read for many requests saves both.
+//!
 //! Every request still gets its own answer and nothing is written outside a
 //! transaction. If a batch fails as a whole, its items are retried one by
 //! one, so one bad item cannot fail the others.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{Spend, Spent, Store, StoreError, StoreResult};
+use super::{FoundCode, FoundRefresh, Spend, Spent, Store, StoreError, StoreResult};
 
 /// Items per transaction at most (bound parameters stay far below the
 /// limits of SQLite and PostgreSQL).
@@ -41,13 +49,12 @@ impl GroupCommit {
     /// Starts the collector. `parallel` batches may be in flight at once:
     /// 1 for SQLite (one writer anyway), a few for PostgreSQL.
     pub fn start(store: Arc<dyn Store>, parallel: usize) -> Self {
-        let (jobs, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(collect(
-            store,
-            rx,
-            Arc::new(Semaphore::new(parallel.max(1))),
-        ));
-        Self { jobs }
+        Self {
+            jobs: collector(parallel, move |batch| {
+                let store = store.clone();
+                async move { run(store.as_ref(), batch).await }
+            }),
+        }
     }
 
     /// Spends one code or refresh token, in whichever batch it lands.
@@ -65,25 +72,145 @@ fn stopped() -> StoreError {
     StoreError::Other(anyhow::anyhow!("the group-commit writer has stopped"))
 }
 
-async fn collect(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, slots: Arc<Semaphore>) {
-    while let Some(first) = rx.recv().await {
-        // While every slot is busy, requests pile up in the channel: the
-        // next batch takes them all.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// Starts a task that runs the jobs sent to the answered channel in
+/// batches: up to `MAX_BATCH` of whatever waits, `parallel` batches at once.
+fn collector<J, F, Fut>(parallel: usize, run: F) -> mpsc::Sender<J>
+where
+    J: Send + 'static,
+    F: Fn(Vec<J>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (jobs, mut rx) = mpsc::channel::<J>(QUEUE);
+    let slots = Arc::new(Semaphore::new(parallel.max(1)));
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            // While every slot is busy, requests pile up in the channel: the
+            // next batch takes them all.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let done = run(batch);
+            tokio::spawn(async move {
+                done.await;
+                drop(slot);
+            });
+        }
+    });
+    jobs
+}
+
+/// A code or refresh token to read, and where its row goes.
+enum Lookup {
+    Code(String, oneshot::Sender<StoreResult<Option<FoundCode>>>),
+    Refresh(String, oneshot::Sender<StoreResult<Option<FoundRefresh>>>),
+}
+
+/// The handle the grants read codes and refresh tokens through, batched.
+pub struct GroupRead {
+    jobs: mpsc::Sender<Lookup>,
+}
+
+impl GroupRead {
+    /// Starts the collector; `parallel` reads may be in flight at once.
+    pub fn start(store: Arc<dyn Store>, parallel: usize) -> Self {
+        Self {
+            jobs: collector(parallel, move |batch| {
+                let store = store.clone();
+                async move { read(store.as_ref(), batch).await }
+            }),
+        }
+    }
+
+    /// A code and its user, without claiming it (`Store::find_code`).
+    pub async fn code(&self, hash: String) -> StoreResult<Option<FoundCode>> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Lookup::Code(hash, reply))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// A refresh token, its family and user, without spending it
+    /// (`Store::find_refresh`).
+    pub async fn refresh(&self, hash: String) -> StoreResult<Option<FoundRefresh>> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Lookup::Refresh(hash, reply))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn read(store: &dyn Store, batch: Vec<Lookup>) {
+    let mut codes = Vec::new();
+    let mut refreshes = Vec::new();
+    for lookup in batch {
+        match lookup {
+            Lookup::Code(hash, reply) => codes.push((hash, reply)),
+            Lookup::Refresh(hash, reply) => refreshes.push((hash, reply)),
+        }
+    }
+    if !codes.is_empty() {
+        answer(
+            codes,
+            |h| async move { store.find_codes(&h).await },
+            |f| &f.code.code_hash,
+        )
+        .await;
+    }
+    if !refreshes.is_empty() {
+        answer(
+            refreshes,
+            |h| async move { store.find_refreshes(&h).await },
+            |f| &f.token.token_hash,
+        )
+        .await;
+    }
+}
+
+/// Reads one kind of row for a batch and answers each request with the
+/// row of its hash (the same hash twice gets the same row twice). A failed
+/// batch is read again one by one, so each request gets its own answer.
+async fn answer<T, F>(
+    requests: Vec<(String, oneshot::Sender<StoreResult<Option<T>>>)>,
+    find: impl Fn(Vec<String>) -> F,
+    hash_of: impl Fn(&T) -> &String,
+) where
+    T: Clone,
+    F: std::future::Future<Output = StoreResult<Vec<T>>>,
+{
+    let hashes: Vec<String> = requests.iter().map(|(h, _)| h.clone()).collect();
+    match find(hashes).await {
+        Ok(rows) => {
+            let rows: HashMap<String, T> = rows
+                .into_iter()
+                .map(|row| (hash_of(&row).clone(), row))
+                .collect();
+            for (hash, reply) in requests {
+                // A requester that went away no longer needs its answer.
+                let _ = reply.send(Ok(rows.get(&hash).cloned()));
             }
         }
-        let store = store.clone();
-        tokio::spawn(async move {
-            run(store.as_ref(), batch).await;
-            drop(slot);
-        });
+        Err(e) if requests.len() == 1 => {
+            if let Some((_, reply)) = requests.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
+        }
+        Err(_) => {
+            for (hash, reply) in requests {
+                let result = find(vec![hash]).await.map(|rows| rows.into_iter().next());
+                let _ = reply.send(result);
+            }
+        }
     }
 }
 

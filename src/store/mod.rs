@@ -454,9 +454,21 @@ pub trait Store: Send + Sync + 'static {
     /// (for back-channel logout).
     async fn insert_code(&self, code: &CodeRecord) -> StoreResult<()>;
     /// Reads a code and its user, without claiming it.
-    async fn find_code(&self, code_hash: &str) -> StoreResult<Option<FoundCode>>;
+    async fn find_code(&self, code_hash: &str) -> StoreResult<Option<FoundCode>> {
+        let hashes = [code_hash.to_owned()];
+        Ok(self.find_codes(&hashes).await?.into_iter().next())
+    }
+    /// Reads the codes of a batch (see `store::group::GroupRead`) with one
+    /// statement; those not found are absent from the answer, in any order.
+    async fn find_codes(&self, code_hashes: &[String]) -> StoreResult<Vec<FoundCode>>;
     /// Reads a refresh token, its family and user, without spending it.
-    async fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<FoundRefresh>>;
+    async fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<FoundRefresh>> {
+        let hashes = [token_hash.to_owned()];
+        Ok(self.find_refreshes(&hashes).await?.into_iter().next())
+    }
+    /// Reads the refresh tokens of a batch with one statement; those not
+    /// found are absent from the answer, in any order.
+    async fn find_refreshes(&self, token_hashes: &[String]) -> StoreResult<Vec<FoundRefresh>>;
     /// Spends a batch of codes and refresh tokens in one transaction (group
     /// commit, see `store::group`), answering one `Spent` per item, in order.
     /// Each item is claimed with a conditional UPDATE and what it issued is

@@ -56,6 +56,11 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
+    /// `IN` a JSON array of strings bound as `$1`: one statement whatever
+    /// the number of items; `= ANY` of an array computed once keeps the
+    /// plan an index lookup per item.
+    const HASH_LIST: &'static str = "= ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))";
+
     /// `rows` rows of `cols` numbered parameters, from `$1`.
     fn rows_of_parameters(rows: usize, cols: usize) -> String {
         super::sql::values_list(1, rows, cols)

@@ -468,42 +468,60 @@ macro_rules! shared_store_impl {
                 Ok(())
             }
 
-            async fn find_code(&self, code_hash: &str) -> $crate::store::StoreResult<Option<$crate::store::FoundCode>> {
-                let row: Option<$crate::store::sql::CodeRow> = sqlx::query_as(
+            async fn find_codes(
+                &self,
+                code_hashes: &[String],
+            ) -> $crate::store::StoreResult<Vec<$crate::store::FoundCode>> {
+                // One prepared statement for every batch size: the hashes
+                // travel as one JSON array (`Self::HASH_LIST`).
+                let sql = format!(
                     "SELECT c.code_hash, c.client_id, c.sub, c.sid, c.redirect_uri, c.scope, c.audience, c.code_challenge, \
                      c.nonce, c.auth_time, c.created_at, c.expires_at, c.used_at, \
                      u.email, u.email_verified, u.name, u.picture, u.disabled_at \
-                     FROM authorization_codes c JOIN users u ON u.sub = c.sub WHERE c.code_hash = $1",
-                )
-                .bind(code_hash)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(row.map(|row| $crate::store::FoundCode { code: row.code, user: row.user, used: row.used_at.is_some() }))
+                     FROM authorization_codes c JOIN users u ON u.sub = c.sub WHERE c.code_hash {}",
+                    Self::HASH_LIST
+                );
+                let rows: Vec<$crate::store::sql::CodeRow> = sqlx::query_as(&sql)
+                    .bind($crate::store::sql::json_list(code_hashes)?)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| $crate::store::FoundCode { code: row.code, user: row.user, used: row.used_at.is_some() })
+                    .collect())
             }
 
-            async fn find_refresh(&self, token_hash: &str) -> $crate::store::StoreResult<Option<$crate::store::FoundRefresh>> {
-                let row: Option<$crate::store::sql::RefreshRow> = sqlx::query_as(
+            async fn find_refreshes(
+                &self,
+                token_hashes: &[String],
+            ) -> $crate::store::StoreResult<Vec<$crate::store::FoundRefresh>> {
+                let sql = format!(
                     "SELECT t.token_hash, t.family_id, t.created_at AS token_created_at, t.expires_at AS token_expires_at, \
                      t.used_at, f.id, f.client_id, f.sub, f.sid, f.scope, f.audience, f.auth_time, f.created_at, \
                      f.expires_at, f.revoked_at, u.email, u.email_verified, u.name, u.picture, u.disabled_at \
                      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id JOIN users u ON u.sub = f.sub \
-                     WHERE t.token_hash = $1",
-                )
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(row.map(|row| $crate::store::FoundRefresh {
-                    token: $crate::store::RefreshRecord {
-                        token_hash: row.token_hash,
-                        family_id: row.family_id,
-                        created_at: row.token_created_at,
-                        expires_at: row.token_expires_at,
-                    },
-                    family: row.family,
-                    family_revoked: row.revoked_at.is_some(),
-                    user: row.user,
-                    used: row.used_at.is_some(),
-                }))
+                     WHERE t.token_hash {}",
+                    Self::HASH_LIST
+                );
+                let rows: Vec<$crate::store::sql::RefreshRow> = sqlx::query_as(&sql)
+                    .bind($crate::store::sql::json_list(token_hashes)?)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| $crate::store::FoundRefresh {
+                        token: $crate::store::RefreshRecord {
+                            token_hash: row.token_hash,
+                            family_id: row.family_id,
+                            created_at: row.token_created_at,
+                            expires_at: row.token_expires_at,
+                        },
+                        family: row.family,
+                        family_revoked: row.revoked_at.is_some(),
+                        user: row.user,
+                        used: row.used_at.is_some(),
+                    })
+                    .collect())
             }
 
             async fn spend(
@@ -1161,6 +1179,11 @@ pub(super) fn events_query(f: &super::EventFilter<'_>) -> String {
 }
 
 /// `$start, $start+1, …`: `n` numbered parameters for an `IN` list.
+/// A list of hashes as the one JSON array `HASH_LIST` reads.
+pub(super) fn json_list(items: &[String]) -> Result<String, super::StoreError> {
+    serde_json::to_string(items).map_err(|e| super::StoreError::Other(e.into()))
+}
+
 pub(super) fn in_list(start: usize, n: usize) -> String {
     let mut out = String::with_capacity(n * 5);
     for i in 0..n {

@@ -129,6 +129,10 @@ async fn ensure_wal(pool: &SqlitePool) -> StoreResult<()> {
 }
 
 impl SqliteStore {
+    /// `IN` a JSON array of strings bound as `$1`: one statement whatever
+    /// the number of items, and the planner probes the key's index for each.
+    const HASH_LIST: &'static str = "IN (SELECT value FROM json_each($1))";
+
     /// `rows` rows of `cols` anonymous parameters (`(?, ?), (?, ?)`), bound
     /// in order. SQLite looks a named or numbered parameter up by a linear
     /// search when it is bound, so binding many `$n` costs the square of

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tessera::config::Config;
 use tessera::secret::{random_token, sha256_b64};
-use tessera::store::group::GroupCommit;
+use tessera::store::group::{GroupCommit, GroupRead};
 use tessera::store::{Family, Issued, RefreshRecord, Spend, SpendKind, Spent, Store};
 
 use crate::both;
@@ -248,6 +248,75 @@ mod a_failed_batch_is_retried_item_by_item {
     #[tokio::test(flavor = "current_thread")]
     async fn postgres() {
         super::a_failed_batch_is_retried_item_by_item(crate::common::Backend::Postgres).await
+    }
+}
+
+/// Lookups read together: `find_codes` / `find_refreshes` answer the rows
+/// found, and `GroupRead` gives each request the row of its own hash
+/// (duplicates included, unknown ones `None`), for both kinds in one batch.
+async fn one_read_answers_every_lookup_of_a_batch(backend: Backend) {
+    let (app, _idp) = app_with_idp(backend, &[]).await;
+    let (id, _) = web_client(&app, serde_json::json!({"skip_consent": true})).await;
+    let store = open_store(&app).await;
+    let (c1, c2) = (code_for(&app, &id).await, code_for(&app, &id).await);
+    let (h1, h2) = (sha256_b64(c1.as_bytes()), sha256_b64(c2.as_bytes()));
+    let (spent, refresh) = code_spend(store.as_ref(), &c2, true).await;
+    assert_eq!(store.spend(&[spent]).await.unwrap(), [Spent::Claimed]);
+    let refresh = refresh.unwrap();
+    let unknown = sha256_b64(b"nothing stored under this");
+
+    let mut found = store
+        .find_codes(&[h2.clone(), unknown.clone(), h1.clone()])
+        .await
+        .unwrap();
+    found.sort_by(|a, b| a.code.code_hash.cmp(&b.code.code_hash));
+    let mut expected = vec![(h1.clone(), false), (h2.clone(), true)];
+    expected.sort();
+    let got: Vec<(String, bool)> = found
+        .iter()
+        .map(|f| (f.code.code_hash.clone(), f.used))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(store.find_codes(&[]).await.unwrap().is_empty());
+    let refreshes = store
+        .find_refreshes(&[unknown.clone(), refresh.clone()])
+        .await
+        .unwrap();
+    assert_eq!(refreshes.len(), 1);
+    assert_eq!(refreshes[0].token.token_hash, refresh);
+
+    let group = GroupRead::start(store.clone(), 1);
+    let (a, b, c, d, e, f) = tokio::join!(
+        group.code(h1.clone()),
+        group.code(h1.clone()),
+        group.code(unknown.clone()),
+        group.code(h2.clone()),
+        group.refresh(refresh.clone()),
+        group.refresh(unknown.clone()),
+    );
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    assert_eq!((a.code.code_hash.as_str(), a.used), (h1.as_str(), false));
+    assert_eq!((b.code.code_hash.as_str(), b.used), (h1.as_str(), false));
+    assert_eq!(a.user.sub, a.code.sub);
+    assert!(c.unwrap().is_none());
+    let d = d.unwrap().unwrap();
+    assert_eq!((d.code.code_hash.as_str(), d.used), (h2.as_str(), true));
+    let e = e.unwrap().unwrap();
+    assert_eq!(e.token.token_hash, refresh);
+    assert_eq!(e.user.sub, d.code.sub);
+    assert!(!e.used && !e.family_revoked);
+    assert!(f.unwrap().is_none());
+}
+mod one_read_answers_every_lookup_of_a_batch {
+    // One thread: the six lookups are queued before the collector runs, so
+    // they land in one batch of both kinds.
+    #[tokio::test(flavor = "current_thread")]
+    async fn sqlite() {
+        super::one_read_answers_every_lookup_of_a_batch(crate::common::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "current_thread")]
+    async fn postgres() {
+        super::one_read_answers_every_lookup_of_a_batch(crate::common::Backend::Postgres).await
     }
 }
 

@@ -39,7 +39,7 @@ pub async fn grant(
         .get("code_verifier")
         .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
     let code_hash = sha256_b64(code.as_bytes());
-    let Some(found) = app.store.find_code(&code_hash).await? else {
+    let Some(found) = app.lookups.code(code_hash.clone()).await? else {
         return Err(invalid_grant("the code is not valid"));
     };
     // Checked and signed outside the write transaction; the code is then

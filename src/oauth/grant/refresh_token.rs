@@ -36,7 +36,7 @@ pub async fn grant(
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
 
     let token_hash = sha256_b64(token.as_bytes());
-    let Some(found) = app.store.find_refresh(&token_hash).await? else {
+    let Some(found) = app.lookups.refresh(token_hash.clone()).await? else {
         return Err(invalid_grant("the refresh token is not valid"));
     };
     let owner = Owner {
