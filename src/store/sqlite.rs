@@ -60,7 +60,12 @@ impl SqliteStore {
             .create_if_missing(true)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(settings.statement_timeout);
+            .busy_timeout(settings.statement_timeout)
+            // Statement journals (a multi-row UPDATE inside a transaction
+            // keeps one, to undo itself alone) and temporary indexes stay in
+            // memory instead of spilling into files that are created and
+            // deleted per batch.
+            .pragma("temp_store", "memory");
         // No memory map (`mmap_size`): reads then copy pages that another
         // connection's write invalidated, but a map is torn down and faulted
         // back in by every connection each time a checkpoint grows the file,
