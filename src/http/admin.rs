@@ -53,10 +53,7 @@ pub fn router(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .route("/healthz", get(super::public::healthz))
         .merge(guarded)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            super::middleware::admin_edge,
-        ))
+        .layer(super::middleware::Edge::admin(app.clone()))
         .with_state(app)
         .split_for_parts()
 }

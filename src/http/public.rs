@@ -63,10 +63,7 @@ pub fn router(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(with_bodies)
         .routes(routes!(healthz))
         .routes(routes!(readyz))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            super::middleware::public_edge,
-        ))
+        .layer(super::middleware::Edge::public(app.clone()))
         .with_state(app)
         .split_for_parts()
 }
