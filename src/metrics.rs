@@ -4,10 +4,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-use arc_swap::ArcSwap;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -82,7 +81,7 @@ const LATENCY_BOUNDS: [f64; 15] = [
     2.048, 4.096,
 ];
 
-/// A request-latency histogram observed with three relaxed atomic adds.
+/// A request-latency histogram observed with two relaxed atomic adds.
 /// prometheus-client's `Histogram` takes a write lock per observation,
 /// which every worker thread contends for on every request. The count is
 /// the sum of the buckets, so a scrape always sees `_count` equal to the

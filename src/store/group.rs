@@ -69,7 +69,7 @@ impl GroupCommit {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Other(anyhow::anyhow!("the group-commit writer has stopped"))
+    StoreError::Other(anyhow::anyhow!("the group-commit task has stopped"))
 }
 
 /// Starts a task that runs the jobs sent to the answered channel in
