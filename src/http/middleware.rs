@@ -74,11 +74,18 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let app = &self.edge.app;
         let observed = Observed::start(app, &request);
-        let refused = too_many_headers(&request).or_else(|| {
-            (self.edge.public)
-                .then(|| limit_per_ip(app, &request))
-                .flatten()
-        });
+        let public = self.edge.public;
+        // A browser's request to a CORS path: kept in case the answer is
+        // made before its handler runs (no `Origin`, nothing to keep).
+        let cors = if public {
+            request.headers().get(header::ORIGIN).and_then(|origin| {
+                crate::http::cors::Rule::of(request.uri().path()).map(|rule| (rule, origin.clone()))
+            })
+        } else {
+            None
+        };
+        let refused = too_many_headers(&request)
+            .or_else(|| public.then(|| limit_per_ip(app, &request)).flatten());
         let state = match refused {
             Some(answer) => State::Answered {
                 answer: Some(answer),
@@ -89,18 +96,22 @@ where
         };
         EdgeFuture {
             state,
-            observed: Some((observed, app.clone())),
+            app: app.clone(),
+            observed: Some(observed),
+            cors,
         }
     }
 }
 
 pin_project! {
     /// The answer of the rest of the stack (or the edge's own refusal),
-    /// measured when it is ready.
+    /// given its CORS headers when nothing else did, and measured.
     pub struct EdgeFuture<F> {
         #[pin]
         state: State<F>,
-        observed: Option<(Observed, AppState)>,
+        app: AppState,
+        observed: Option<Observed>,
+        cors: Option<(crate::http::cors::Rule, HeaderValue)>,
     }
 }
 
@@ -109,6 +120,8 @@ pin_project! {
     enum State<F> {
         Inner { #[pin] future: F },
         Answered { answer: Option<Response> },
+        // Rare (a refusal to a browser on a registered-origin path): boxed.
+        Cors { future: Pin<Box<dyn Future<Output = Response> + Send>> },
     }
 }
 
@@ -119,21 +132,45 @@ where
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = match this.state.project() {
-            StateProj::Inner { future } => match future.poll(cx) {
-                Poll::Ready(Ok(response)) => response,
-                Poll::Ready(Err(never)) => match never {},
-                Poll::Pending => return Poll::Pending,
-            },
-            StateProj::Answered { answer } => answer.take().unwrap_or_else(|| {
-                // Polled again after it answered: a caller's bug, answered
-                // as a server error rather than a panic.
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
-            }),
+        let mut this = self.project();
+        let response = loop {
+            let mut response = match this.state.as_mut().project() {
+                StateProj::Inner { future } => match future.poll(cx) {
+                    Poll::Ready(Ok(response)) => response,
+                    Poll::Ready(Err(never)) => match never {},
+                    Poll::Pending => return Poll::Pending,
+                },
+                StateProj::Answered { answer } => answer.take().unwrap_or_else(|| {
+                    // Polled again after it answered: a caller's bug,
+                    // answered as a server error rather than a panic.
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }),
+                StateProj::Cors { future } => match future.as_mut().poll(cx) {
+                    Poll::Ready(response) => break response,
+                    Poll::Pending => return Poll::Pending,
+                },
+            };
+            match this.cors.take() {
+                Some((rule, origin)) if crate::http::cors::missing(&response) => match rule {
+                    crate::http::cors::Rule::Anyone => {
+                        response.headers_mut().insert(
+                            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                            HeaderValue::from_static("*"),
+                        );
+                        break response;
+                    }
+                    crate::http::cors::Rule::Registered => {
+                        let future = crate::http::cors::refusal(this.app.clone(), origin, response);
+                        this.state.set(State::Cors {
+                            future: Box::pin(future),
+                        });
+                    }
+                },
+                _ => break response,
+            }
         };
         Poll::Ready(Ok(match this.observed.take() {
-            Some((observed, app)) => observed.finish(&app, response),
+            Some(observed) => observed.finish(this.app, response),
             None => response,
         }))
     }

@@ -5,6 +5,7 @@ pub mod admin;
 mod browser;
 pub mod cors;
 mod middleware;
+pub use middleware::MAX_HEADER_BYTES;
 pub mod openapi;
 pub mod public;
 

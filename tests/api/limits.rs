@@ -48,6 +48,16 @@ async fn each_address_gets_its_rate_and_burst(backend: Backend) {
     );
     assert_eq!(get(&app, "/healthz", None).await.status(), 200);
     assert_eq!(get(&app, "/readyz", None).await.status(), 200);
+    // A browser app is told too: the refusal carries CORS headers.
+    let r = app
+        .http
+        .get(format!("{}/jwks", app.base))
+        .header("origin", "https://any.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
     // Not behind a trusted proxy: X-Forwarded-For changes nothing.
     assert_eq!(get(&app, "/jwks", Some("203.0.113.7")).await.status(), 429);
     // The admin listener is not limited per address.

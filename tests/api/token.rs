@@ -674,6 +674,65 @@ async fn browsers_from_registered_origins_may_call_the_token_endpoint(backend: B
         .await
         .unwrap();
     assert_eq!(jwks.headers()["access-control-allow-origin"], "*");
+    // Answers made before the handler runs — a body over the limit (413),
+    // too many headers (431) — carry the same CORS headers, so a browser
+    // app can read why it was refused.
+    let too_big = "x".repeat(tessera::http::public::BODY_LIMIT + 1);
+    // Over `MAX_HEADER_BYTES` in three headers (too many headers by count
+    // are refused by hyper itself, before any of Tessera's code runs).
+    let many: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            let value = "x".repeat(tessera::http::MAX_HEADER_BYTES / 3 + 1);
+            (format!("x-filler-{i}"), value)
+        })
+        .collect();
+    for (origin, allowed) in [
+        ("https://spa.example", true),
+        ("https://evil.example", false),
+    ] {
+        let r = app
+            .http
+            .post(format!("{}/token", app.base))
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("grant_type=client_credentials&pad={too_big}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "{origin}");
+        assert_eq!(r.headers()["vary"], "origin", "{origin}");
+        assert_eq!(
+            r.headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            allowed.then(|| origin.to_owned()),
+            "{origin}"
+        );
+        let mut request = app
+            .http
+            .post(format!("{}/revoke", app.base))
+            .header("origin", origin);
+        for (name, value) in &many {
+            request = request.header(name, value);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 431, "{origin}");
+        assert_eq!(
+            r.headers().get("access-control-allow-origin").is_some(),
+            allowed,
+            "{origin}"
+        );
+    }
+    let mut request = app
+        .http
+        .get(format!("{}/jwks", app.base))
+        .header("origin", "https://any.example");
+    for (name, value) in &many {
+        request = request.header(name, value);
+    }
+    let r = request.send().await.unwrap();
+    assert_eq!(r.status(), 431);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
 }
 both!(browsers_from_registered_origins_may_call_the_token_endpoint);
 
