@@ -126,6 +126,9 @@ pub async fn refusal(app: AppState, origin: HeaderValue, response: Response) -> 
     with_origin(&app, Some(origin), response).await
 }
 
+/// The preflight of those endpoints: methods and headers are granted only
+/// to a registered origin; any other gets no CORS header and the browser
+/// refuses the call.
 pub async fn registered_preflight(State(app): State<AppState>, request: HeaderMap) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     let allowed = allowed_origin(&app, &request).await.cloned();
