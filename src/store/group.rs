@@ -59,13 +59,18 @@ impl GroupCommit {
 
     /// Spends one code or refresh token, in whichever batch it lands.
     pub async fn spend(&self, spend: Spend) -> StoreResult<Spent> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { spend, reply })
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        ask(&self.jobs, |reply| Job { spend, reply }).await
     }
+}
+
+/// Queues a job made around its reply channel and waits for the answer.
+async fn ask<J, T>(
+    jobs: &mpsc::Sender<J>,
+    job: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> J,
+) -> StoreResult<T> {
+    let (reply, answer) = oneshot::channel();
+    jobs.send(job(reply)).await.map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())?
 }
 
 fn stopped() -> StoreError {
@@ -130,23 +135,13 @@ impl GroupRead {
 
     /// A code and its user, without claiming it (`Store::find_code`).
     pub async fn code(&self, hash: String) -> StoreResult<Option<FoundCode>> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Lookup::Code(hash, reply))
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        ask(&self.jobs, |reply| Lookup::Code(hash, reply)).await
     }
 
     /// A refresh token, its family and user, without spending it
     /// (`Store::find_refresh`).
     pub async fn refresh(&self, hash: String) -> StoreResult<Option<FoundRefresh>> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Lookup::Refresh(hash, reply))
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        ask(&self.jobs, |reply| Lookup::Refresh(hash, reply)).await
     }
 }
 
