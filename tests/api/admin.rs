@@ -9,13 +9,8 @@ use crate::common::{Backend, spawn_app, spawn_app_with};
 
 async fn client_count(app: &crate::common::TestApp) -> usize {
     let list: Value = app
-        .admin_request(Method::GET, "/admin/clients?limit=200")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .admin_json(Method::GET, "/admin/clients?limit=200")
+        .await;
     list["clients"].as_array().unwrap().len()
 }
 
@@ -187,13 +182,8 @@ async fn a_registered_client_echoes_its_effective_metadata(backend: Backend) {
     assert!(c.get("software_statement").is_none());
 
     let shown: Value = app
-        .admin_request(Method::GET, &format!("/admin/clients/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .admin_json(Method::GET, &format!("/admin/clients/{id}"))
+        .await;
     assert!(
         shown.get("client_secret").is_none(),
         "the secret is shown once"
@@ -220,14 +210,7 @@ async fn clients_are_listed_in_pages_with_a_cursor(backend: Backend) {
             Some(c) => format!("/admin/clients?limit=2&cursor={c}"),
             None => "/admin/clients?limit=2".to_owned(),
         };
-        let page: Value = app
-            .admin_request(Method::GET, &path)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = app.admin_json(Method::GET, &path).await;
         for c in page["clients"].as_array().unwrap() {
             assert!(c.get("client_secret").is_none());
             seen.push(c["client_id"].as_str().unwrap().to_owned());
@@ -410,13 +393,8 @@ async fn put_replaces_the_whole_registration(backend: Backend) {
         .unwrap();
     assert_eq!(bad.status(), 400);
     let still: Value = app
-        .admin_request(Method::GET, &format!("/admin/clients/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .admin_json(Method::GET, &format!("/admin/clients/{id}"))
+        .await;
     assert_eq!(
         still["grant_types"],
         json!(["client_credentials"]),

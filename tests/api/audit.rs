@@ -24,14 +24,7 @@ async fn every_page(app: &TestApp, query: &str) -> Vec<Value> {
     let mut seen = Vec::new();
     let mut page = format!("/admin/events?{query}");
     loop {
-        let body: Value = app
-            .admin_request(reqwest::Method::GET, &page)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body: Value = app.admin_json(reqwest::Method::GET, &page).await;
         seen.extend(body["events"].as_array().unwrap().iter().cloned());
         match body["next_cursor"].as_str() {
             Some(c) => page = format!("/admin/events?{query}&cursor={c}"),
@@ -68,16 +61,11 @@ async fn client_changes_and_token_requests_are_recorded(backend: Backend) {
         .await;
     assert_eq!(r.status(), 401);
     let rotated: Value = app
-        .admin_request(
+        .admin_json(
             reqwest::Method::POST,
             &format!("/admin/clients/{id}/secret"),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let r = app
         .admin_request(reqwest::Method::PUT, &format!("/admin/clients/{id}"))
         .json(&json!({"client_name": "svc 2", "grant_types": ["client_credentials"], "scope": "api:read"}))

@@ -807,16 +807,11 @@ async fn rotating_a_secret_under_load_never_shows_a_half_rotated_client(backend:
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rotated: Value = app
-        .admin_request(
+        .admin_json(
             reqwest::Method::POST,
             &format!("/admin/clients/{id}/secret"),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     *new.lock().unwrap() = Some((
         rotated["client_secret"].as_str().unwrap().to_owned(),
         Instant::now(),

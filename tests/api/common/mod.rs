@@ -232,6 +232,17 @@ impl TestApp {
             .bearer_auth(ADMIN_TOKEN)
     }
 
+    /// An admin API call without a body, its answer's JSON (any status).
+    pub async fn admin_json(&self, method: reqwest::Method, path: &str) -> Value {
+        self.admin_request(method, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Registers a client through the admin API; panics unless 201.
     pub async fn create_client(&self, metadata: Value) -> Value {
         let r = self
