@@ -849,11 +849,12 @@ macro_rules! shared_store_impl {
                 if events.is_empty() {
                     return Ok(());
                 }
-                // Chunks of at most 16 rows: few distinct statements (they
-                // stay in the connection's statement cache), and few
-                // parameters each.
+                // Multi-row INSERTs of a few fixed sizes
+                // (`sql::fixed_chunks`): few statements per batch, and few
+                // distinct ones, which stay in the connection's statement
+                // cache.
                 let mut tx = self.begin_write().await?;
-                for chunk in events.chunks(16) {
+                for chunk in $crate::store::sql::fixed_chunks(events) {
                     let sql = format!(
                         "INSERT INTO audit_events (at, type, client_id, sub, data) VALUES {}",
                         Self::rows_of_parameters(chunk.len(), 5)
@@ -1180,6 +1181,22 @@ pub(super) fn events_query(f: &super::EventFilter<'_>) -> String {
 
 /// `$start, $start+1, …`: `n` numbered parameters for an `IN` list.
 /// A list of hashes as the one JSON array `HASH_LIST` reads.
+/// Row counts of the multi-row INSERTs `fixed_chunks` makes, largest first.
+const CHUNK_SIZES: [usize; 4] = [128, 32, 8, 1];
+
+/// `items` split into consecutive chunks of the sizes in `CHUNK_SIZES`,
+/// the largest that fits first: a statement per 128 rows of a large batch,
+/// and only four distinct statements whatever the batch sizes (a chunk per
+/// length would fill sqlx's statement cache and evict the hot ones).
+pub(super) fn fixed_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = CHUNK_SIZES.into_iter().find(|&n| n <= items.len())?;
+        let (chunk, rest) = items.split_at(size);
+        items = rest;
+        Some(chunk)
+    })
+}
+
 pub(super) fn json_list(items: &[String]) -> Result<String, super::StoreError> {
     serde_json::to_string(items).map_err(|e| super::StoreError::Other(e.into()))
 }
@@ -1259,4 +1276,25 @@ pub(super) const SELECT_USER: &str =
 /// A unique-constraint violation (PostgreSQL 23505; SQLite 2067 / 1555).
 pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "23505" || c == "2067" || c == "1555"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixed_chunks;
+
+    #[test]
+    fn fixed_chunks_cover_every_item_in_order_with_four_sizes() {
+        for n in [0usize, 1, 7, 8, 9, 31, 32, 127, 128, 129, 300, 512] {
+            let items: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = fixed_chunks(&items).collect();
+            let joined: Vec<usize> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            assert_eq!(joined, items, "{n} items");
+            assert!(
+                chunks.iter().all(|c| [128, 32, 8, 1].contains(&c.len())),
+                "{n} items"
+            );
+        }
+        let sizes: Vec<usize> = fixed_chunks(&[0u8; 300]).map(<[u8]>::len).collect();
+        assert_eq!(sizes, [128, 128, 32, 8, 1, 1, 1, 1]);
+    }
 }
