@@ -49,13 +49,7 @@ async fn each_address_gets_its_rate_and_burst(backend: Backend) {
     assert_eq!(get(&app, "/healthz", None).await.status(), 200);
     assert_eq!(get(&app, "/readyz", None).await.status(), 200);
     // A browser app is told too: the refusal carries CORS headers.
-    let r = app
-        .http
-        .get(format!("{}/jwks", app.base))
-        .header("origin", "https://any.example")
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_from_origin("/jwks", "https://any.example").await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     // Not behind a trusted proxy: X-Forwarded-For changes nothing.

@@ -666,13 +666,7 @@ async fn browsers_from_registered_origins_may_call_the_token_endpoint(backend: B
             );
         }
     }
-    let jwks = app
-        .http
-        .get(format!("{}/jwks", app.base))
-        .header("origin", "https://any.example")
-        .send()
-        .await
-        .unwrap();
+    let jwks = app.get_from_origin("/jwks", "https://any.example").await;
     assert_eq!(jwks.headers()["access-control-allow-origin"], "*");
     // Answers made before the handler runs — a body over the limit (413),
     // too many headers (431) — carry the same CORS headers, so a browser

@@ -281,6 +281,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A browser's GET of a public path: with an `Origin` header.
+    pub async fn get_from_origin(&self, path: &str, origin: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn jwks(&self) -> Value {
         self.http
             .get(format!("{}/jwks", self.base))
