@@ -1179,8 +1179,6 @@ pub(super) fn events_query(f: &super::EventFilter<'_>) -> String {
     sql
 }
 
-/// `$start, $start+1, …`: `n` numbered parameters for an `IN` list.
-/// A list of hashes as the one JSON array `HASH_LIST` reads.
 /// Row counts of the multi-row INSERTs `fixed_chunks` makes, largest first.
 const CHUNK_SIZES: [usize; 4] = [128, 32, 8, 1];
 
@@ -1197,10 +1195,12 @@ pub(super) fn fixed_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// A list of hashes as the one JSON array `HASH_LIST` reads.
 pub(super) fn json_list(items: &[String]) -> Result<String, super::StoreError> {
     serde_json::to_string(items).map_err(|e| super::StoreError::Other(e.into()))
 }
 
+/// `$start, $start+1, …`: `n` numbered parameters for an `IN` list.
 pub(super) fn in_list(start: usize, n: usize) -> String {
     let mut out = String::with_capacity(n * 5);
     for i in 0..n {

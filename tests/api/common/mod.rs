@@ -192,6 +192,11 @@ pub async fn start(env: Arc<TestEnv>, extra: HashMap<String, String>) -> TestApp
     }
 }
 
+/// Sends a request and reads its answer's JSON (any status).
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 impl TestApp {
     /// A server this test does not run in-process (a child process): the
     /// same helpers drive it.
@@ -234,13 +239,7 @@ impl TestApp {
 
     /// An admin API call without a body, its answer's JSON (any status).
     pub async fn admin_json(&self, method: reqwest::Method, path: &str) -> Value {
-        self.admin_request(method, path)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        json_of(self.admin_request(method, path)).await
     }
 
     /// Registers a client through the admin API; panics unless 201.
@@ -292,14 +291,7 @@ impl TestApp {
     }
 
     pub async fn jwks(&self) -> Value {
-        self.http
-            .get(format!("{}/jwks", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        json_of(self.http.get(format!("{}/jwks", self.base))).await
     }
 
     pub fn kids(jwks: &Value) -> Vec<String> {
